@@ -1,0 +1,162 @@
+"""The per-model scheduler: requests queue here and run on the model's worker
+thread, one execution at a time. With dynamic batching, concurrent requests
+are gathered into one execution (up to max_batch_size samples, waiting at most
+max_queue_delay for the batch to fill), run once and split back.
+
+Requests are only batched together when every input has the same shape past
+the batch dimension (and so the same dtype, which the model fixes); others
+wait for the next execution.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import time
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+
+import torch
+
+from service.runtime import Runtime, Timings
+
+
+@dataclass
+class Result:
+    outputs: list[torch.Tensor]  # in model output order
+    queue_ns: int
+    timings: Timings
+
+
+@dataclass
+class _Pending:
+    inputs: list[torch.Tensor]
+    batch: int
+    future: asyncio.Future
+    key: tuple = field(init=False)
+    enqueued_ns: int = field(default_factory=time.perf_counter_ns)
+
+    def __post_init__(self):
+        self.key = tuple(tuple(x.shape[1:]) for x in self.inputs)
+
+
+class Scheduler:
+    def __init__(
+        self,
+        runtime: Runtime,
+        executor: Executor,
+        *,
+        dynamic_batching: bool,
+        max_queue_delay_s: float,
+        on_execution=None,
+    ):
+        self.runtime = runtime
+        self.executor = executor
+        self.batching = dynamic_batching and runtime.batchable
+        self.max_batch = runtime.max_batch_size if self.batching else 0
+        self.max_delay_s = max_queue_delay_s
+        self.on_execution = on_execution  # callback(batch_size, Timings)
+        self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        self._carry: collections.deque[_Pending] = collections.deque()
+        self._task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._loop(), name=f"scheduler:{self.runtime.name}")
+
+    async def submit(self, inputs: list[torch.Tensor], batch: int) -> Result:
+        self.start()
+        pending = _Pending(inputs, batch, asyncio.get_running_loop().create_future())
+        await self._queue.put(pending)
+        return await pending.future
+
+    async def close(self) -> None:
+        """Stop after the queued requests have run."""
+        if self._task is None:
+            return
+        await self._queue.put(None)
+        await self._task
+        self._task = None
+
+    async def _next(self, timeout: float | None) -> _Pending | None:
+        if self._carry:
+            return self._carry.popleft()
+        if timeout is None:
+            return await self._queue.get()
+        return await asyncio.wait_for(self._queue.get(), timeout)
+
+    async def _loop(self) -> None:
+        closing = False
+        while not closing or self._carry:
+            first = await self._next(None)
+            if first is None:
+                closing = True
+                continue
+            group = [first]
+            if self.batching:
+                closing = await self._gather(group)
+            await self._execute([p for p in group if not p.future.cancelled()])
+
+    async def _gather(self, group: list[_Pending]) -> bool:
+        """Add compatible requests to `group` until it is full or the delay
+        passes; returns True if the close marker was seen."""
+        size = group[0].batch
+        deadline = group[0].enqueued_ns / 1e9 + self.max_delay_s
+        skipped = []
+        closing = False
+        while size < self.max_batch:
+            # Requests already waiting are taken even past the deadline.
+            if self._carry:
+                nxt = self._carry.popleft()
+            elif not self._queue.empty():
+                nxt = self._queue.get_nowait()
+            else:
+                remaining = deadline - time.perf_counter_ns() / 1e9
+                if remaining <= 0:
+                    break
+                try:
+                    nxt = await asyncio.wait_for(self._queue.get(), remaining)
+                except TimeoutError:
+                    break
+            if nxt is None:
+                closing = True
+                break
+            if nxt.key == group[0].key and size + nxt.batch <= self.max_batch:
+                group.append(nxt)
+                size += nxt.batch
+            else:
+                skipped.append(nxt)
+                if nxt.key == group[0].key:
+                    break  # full: the rest waits for the next execution
+        self._carry.extendleft(reversed(skipped))
+        return closing
+
+    async def _execute(self, group: list[_Pending]) -> None:
+        if not group:
+            return
+        loop = asyncio.get_running_loop()
+        started = time.perf_counter_ns()
+        try:
+            outputs, timings = await loop.run_in_executor(self.executor, self._run_group, group)
+        except Exception as exc:  # noqa: BLE001 - handed to every waiting request
+            for p in group:
+                if not p.future.done():
+                    p.future.set_exception(exc)
+            return
+        if self.on_execution is not None:
+            self.on_execution(sum(p.batch for p in group), timings)
+        for p, outs in zip(group, outputs):
+            if not p.future.done():
+                p.future.set_result(Result(outs, started - p.enqueued_ns, timings))
+
+    def _run_group(self, group: list[_Pending]) -> tuple[list[list[torch.Tensor]], Timings]:
+        """Worker thread: concatenate, run once, split back."""
+        if len(group) == 1:
+            outputs, timings = self.runtime.run(group[0].inputs)
+            return [outputs], timings
+        n_inputs = len(group[0].inputs)
+        inputs = [torch.cat([p.inputs[k] for p in group]) for k in range(n_inputs)]
+        outputs, timings = self.runtime.run(inputs)
+        sizes = [p.batch for p in group]
+        split = [torch.split(y, sizes) for y in outputs]
+        return [[s[k] for s in split] for k in range(len(group))], timings

@@ -1,0 +1,265 @@
+"""GRPCInferenceService: translates protobuf messages to and from the domain
+(repository, inference) and does nothing else. Errors are raised as domain
+exceptions and mapped to status codes by service.status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from service import __version__
+from service.codec import encode_raw
+from service.datatypes import BY_KSERVE
+from service.errors import InvalidInput, ServiceError, Unavailable, Unsupported
+from service.generated import grpc_service_pb2 as pb
+from service.generated import grpc_service_pb2_grpc as pb_grpc
+from service.inference import Inference, InferRequest, InferResponse, InputTensor
+from service.repository import Repository, State
+from service.status import status_for
+
+log = logging.getLogger("netspec.serve")
+
+SERVER_NAME = "netspec"
+# The KServe v2 extensions this server really implements.
+EXTENSIONS = ("model_repository", "model_configuration", "statistics")
+
+
+class ServerState:
+    """Whether the server accepts work; flipped off at shutdown."""
+
+    def __init__(self):
+        self.ready = False
+
+
+class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
+    def __init__(self, repository: Repository, state: ServerState):
+        self.repository = repository
+        self.inference = Inference(repository)
+        self.state = state
+
+    # --- health and metadata ----------------------------------------------
+
+    async def ServerLive(self, request, context):
+        return pb.ServerLiveResponse(live=True)
+
+    async def ServerReady(self, request, context):
+        return pb.ServerReadyResponse(ready=self.state.ready)
+
+    async def ModelReady(self, request, context):
+        try:
+            self.repository.get(request.name, request.version)
+        except ServiceError:
+            return pb.ModelReadyResponse(ready=False)
+        return pb.ModelReadyResponse(ready=self.state.ready)
+
+    async def ServerMetadata(self, request, context):
+        return pb.ServerMetadataResponse(name=SERVER_NAME, version=__version__, extensions=EXTENSIONS)
+
+    async def ModelMetadata(self, request, context):
+        served = self.repository.get(request.name, request.version)
+        entry = self.repository.entry(request.name)
+        runtime = served.runtime
+        return pb.ModelMetadataResponse(
+            name=request.name,
+            versions=sorted(entry.versions, key=int),
+            platform=entry.config.platform or entry.config.backend or "netspec",
+            inputs=[_tensor_metadata(s) for s in runtime.inputs],
+            outputs=[_tensor_metadata(s) for s in runtime.outputs],
+        )
+
+    async def ModelConfig(self, request, context):
+        self.repository.get(request.name, request.version)
+        return pb.ModelConfigResponse(config=self.repository.entry(request.name).config)
+
+    async def ModelStatistics(self, request, context):
+        if request.name:
+            entries = [self.repository.entry(request.name)]
+            if request.version:
+                self.repository.get(request.name, request.version)
+        else:
+            entries = list(self.repository.entries.values())
+        response = pb.ModelStatisticsResponse()
+        for entry in entries:
+            for version, stats in sorted(entry.stats.items()):
+                if request.version and version != request.version:
+                    continue
+                response.model_stats.append(_statistics(entry.name, version, stats))
+        return response
+
+    # --- inference ----------------------------------------------------------
+
+    async def ModelInfer(self, request, context):
+        if not self.state.ready:
+            raise Unavailable("the server is shutting down")
+        result = await self.inference.infer(infer_request_from_pb(request))
+        return infer_response_to_pb(result)
+
+    async def ModelStreamInfer(self, request_iterator, context):
+        """Each request runs as it arrives (so they batch together); responses
+        are sent as they complete. A failed request answers with error_message
+        and the stream goes on."""
+        responses: asyncio.Queue = asyncio.Queue()
+        tasks: set[asyncio.Task] = set()
+
+        async def one(request):
+            try:
+                response = await self.ModelInfer(request, context)
+                await responses.put(pb.ModelStreamInferResponse(infer_response=response))
+            except Exception as exc:  # noqa: BLE001 - reported in the stream
+                _, message = status_for(exc, "ModelStreamInfer")
+                await responses.put(
+                    pb.ModelStreamInferResponse(
+                        error_message=message,
+                        infer_response=pb.ModelInferResponse(
+                            model_name=request.model_name, model_version=request.model_version, id=request.id
+                        ),
+                    )
+                )
+
+        async def read():
+            async for request in request_iterator:
+                task = asyncio.create_task(one(request))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+            await asyncio.gather(*list(tasks))
+            await responses.put(None)
+
+        reader = asyncio.create_task(read())
+        try:
+            while (item := await responses.get()) is not None:
+                yield item
+            await reader
+        finally:
+            reader.cancel()
+            for task in list(tasks):
+                task.cancel()
+
+    # --- repository control -------------------------------------------------
+
+    async def RepositoryIndex(self, request, context):
+        response = pb.RepositoryIndexResponse()
+        for name, version, state, reason in self.repository.index():
+            if request.ready and state != State.READY.value:
+                continue
+            response.models.add(name=name, version=version, state=state, reason=reason)
+        return response
+
+    async def RepositoryModelLoad(self, request, context):
+        if request.parameters:
+            raise Unsupported(
+                f"RepositoryModelLoad parameters ({', '.join(request.parameters)}) are not supported; "
+                "netspec loads the model as stored in the repository"
+            )
+        await self.repository.load(request.model_name)
+        return pb.RepositoryModelLoadResponse()
+
+    async def RepositoryModelUnload(self, request, context):
+        await self.repository.unload(request.model_name)
+        return pb.RepositoryModelUnloadResponse()
+
+    # --- not implemented ----------------------------------------------------
+
+    async def _unsupported(self, what: str):
+        raise Unsupported(f"{what} is not supported by netspec; send tensors in the request instead")
+
+    async def SystemSharedMemoryStatus(self, request, context):
+        await self._unsupported("system shared memory")
+
+    async def SystemSharedMemoryRegister(self, request, context):
+        await self._unsupported("system shared memory")
+
+    async def SystemSharedMemoryUnregister(self, request, context):
+        await self._unsupported("system shared memory")
+
+    async def CudaSharedMemoryStatus(self, request, context):
+        await self._unsupported("CUDA shared memory")
+
+    async def CudaSharedMemoryRegister(self, request, context):
+        await self._unsupported("CUDA shared memory")
+
+    async def CudaSharedMemoryUnregister(self, request, context):
+        await self._unsupported("CUDA shared memory")
+
+    async def TraceSetting(self, request, context):
+        raise Unsupported("trace settings are not supported by netspec")
+
+    async def LogSettings(self, request, context):
+        raise Unsupported("log settings are not supported by netspec; use netspec serve --log-level")
+
+
+# --- protobuf <-> domain ------------------------------------------------------
+
+
+def _tensor_metadata(spec) -> pb.ModelMetadataResponse.TensorMetadata:
+    return pb.ModelMetadataResponse.TensorMetadata(name=spec.name, datatype=spec.dtype.kserve, shape=spec.shape)
+
+
+def infer_request_from_pb(request: pb.ModelInferRequest) -> InferRequest:
+    raw = request.raw_input_contents
+    if raw and len(raw) != len(request.inputs):
+        raise InvalidInput(
+            f"the request has {len(request.inputs)} inputs but {len(raw)} raw_input_contents; "
+            "send one raw entry per input, in the order of the inputs"
+        )
+    inputs = []
+    for k, t in enumerate(request.inputs):
+        has_contents = t.HasField("contents")
+        if raw and has_contents:
+            raise InvalidInput(f"input '{t.name}' has typed contents and the request has raw_input_contents; use one")
+        if raw:
+            inputs.append(InputTensor(t.name, t.datatype, tuple(t.shape), raw=raw[k]))
+            continue
+        if not has_contents:
+            raise InvalidInput(f"input '{t.name}' has no data: set raw_input_contents or its contents")
+        dtype = BY_KSERVE.get(t.datatype)
+        if dtype is not None and dtype.contents is None:
+            raise InvalidInput(f"input '{t.name}': {t.datatype} data can only be sent in raw_input_contents")
+        values = getattr(t.contents, dtype.contents) if dtype is not None else ()
+        inputs.append(InputTensor(t.name, t.datatype, tuple(t.shape), contents=values))
+    return InferRequest(
+        model=request.model_name,
+        version=request.model_version,
+        id=request.id,
+        inputs=inputs,
+        outputs=[o.name for o in request.outputs],
+    )
+
+
+def infer_response_to_pb(result: InferResponse) -> pb.ModelInferResponse:
+    response = pb.ModelInferResponse(model_name=result.model, model_version=result.version, id=result.id)
+    for out in result.outputs:
+        response.outputs.add(name=out.name, datatype=out.datatype, shape=tuple(out.tensor.shape))
+        response.raw_output_contents.append(encode_raw(out.tensor))
+    return response
+
+
+def _duration(d) -> pb.StatisticDuration:
+    return pb.StatisticDuration(count=d.count, ns=d.ns)
+
+
+def _statistics(name: str, version: str, stats) -> pb.ModelStatistics:
+    return pb.ModelStatistics(
+        name=name,
+        version=version,
+        last_inference=stats.last_inference_ms,
+        inference_count=stats.inference_count,
+        execution_count=stats.execution_count,
+        inference_stats=pb.InferStatistics(
+            success=_duration(stats.success),
+            fail=_duration(stats.fail),
+            queue=_duration(stats.queue),
+            compute_input=_duration(stats.compute_input),
+            compute_infer=_duration(stats.compute_infer),
+            compute_output=_duration(stats.compute_output),
+        ),
+        batch_stats=[
+            pb.InferBatchStatistics(
+                batch_size=size,
+                compute_input=_duration(b.compute_input),
+                compute_infer=_duration(b.compute_infer),
+                compute_output=_duration(b.compute_output),
+            )
+            for size, b in sorted(stats.batches.items())
+        ],
+    )
