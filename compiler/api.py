@@ -1,0 +1,62 @@
+"""The compiler as a library: run the stages on a file or text."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from . import emit, graph as graph_stage, shapes
+from .errors import Diagnostic, SpecError
+from .expand import expand
+from .ir import Graph, TensorInfo
+from .load import load_file, load_text
+from .validate import validate
+
+
+@dataclass
+class Model:
+    name: str
+    variant: str | None
+    graph: Graph
+    module: torch.nn.Module
+    inputs: dict[str, TensorInfo] = field(default_factory=dict)
+    outputs: dict[str, TensorInfo] = field(default_factory=dict)
+
+    @property
+    def warnings(self) -> list[Diagnostic]:
+        return self.graph.warnings
+
+
+def analyze_tree(tree, variant: str | None = None) -> Graph:
+    """Validate, expand, check and shape-infer a loaded tree."""
+    spec = validate(tree)
+    g = expand(spec, tree, variant)
+    graph_stage.check(g)
+    shapes.infer(g)
+    return g
+
+
+def analyze_file(path: str | Path, variant: str | None = None) -> Graph:
+    return analyze_tree(load_file(path), variant)
+
+
+def analyze_text(text: str, variant: str | None = None, file: str = "<string>") -> Graph:
+    return analyze_tree(load_text(text, file), variant)
+
+
+def build(g: Graph, seed: int | None = 0) -> Model:
+    module = emit.emit(g, seed)
+    return Model(g.name, g.variant, g, module, dict(g.inputs),
+                 {k: g.tensor(v) for k, v in g.outputs.items()})
+
+
+def compile_file(path: str | Path, variant: str | None = None, seed: int | None = 0) -> Model:
+    return build(analyze_file(path, variant), seed)
+
+
+def compile_text(text: str, variant: str | None = None, seed: int | None = 0, file: str = "<string>") -> Model:
+    return build(analyze_text(text, variant, file), seed)
+
+
+__all__ = ["Model", "SpecError", "analyze_file", "analyze_text", "compile_file", "compile_text", "build"]

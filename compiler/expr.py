@@ -1,0 +1,180 @@
+"""Parameter expressions: `$width * 4`, `${'proj' if stride > 1 else 'x'}`.
+
+A string that starts with `$` is an expression and evaluates to a value of any
+type (`$layers[1]`, `$c * 4`).  A string holding `${...}` is a template and
+evaluates to a string (`"inception${name}"`).  Other strings are literals.
+Expressions are a small, safe subset of Python: literals, names of parameters,
+arithmetic, comparisons, `a if c else b`, indexing, and the functions below.
+"""
+from __future__ import annotations
+
+import ast
+import math
+import operator
+import re
+from difflib import get_close_matches
+from typing import Any, Mapping
+
+from .errors import RuleError
+
+
+def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
+    """Round a channel count to a multiple of `divisor`, never dropping more
+    than 10% (the rule MobileNet and EfficientNet use for width multipliers)."""
+    min_value = divisor if min_value is None else min_value
+    new = max(min_value, int(value + divisor / 2) // divisor * divisor)
+    if new < 0.9 * value:
+        new += divisor
+    return int(new)
+
+
+FUNCTIONS = {
+    "min": min, "max": max, "abs": abs, "round": round, "int": int, "float": float,
+    "len": len, "sum": sum, "range": lambda *a: list(range(*a)), "str": str,
+    "ceil": math.ceil, "floor": math.floor, "sqrt": math.sqrt,
+    "make_divisible": make_divisible,
+}
+
+_BINOPS = {
+    ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
+    ast.Div: operator.truediv, ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod,
+    ast.Pow: operator.pow,
+}
+_CMPOPS = {
+    ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt, ast.LtE: operator.le,
+    ast.Gt: operator.gt, ast.GtE: operator.ge, ast.In: lambda a, b: a in b,
+    ast.NotIn: lambda a, b: a not in b,
+}
+_TEMPLATE = re.compile(r"\$\{([^}]*)\}")
+_DOLLAR_NAME = re.compile(r"\$([A-Za-z_]\w*)")
+
+
+def is_expression(value: Any) -> bool:
+    return isinstance(value, str) and "$" in value
+
+
+def evaluate(value: Any, env: Mapping[str, Any]) -> Any:
+    """Evaluate `value` if it is an expression or template; recurse into
+    lists and dicts; return anything else unchanged."""
+    if isinstance(value, str):
+        if "${" in value:
+            if value.startswith("${") and value.endswith("}") and value.count("${") == 1:
+                return _eval_source(value[2:-1], env, value)
+            return _TEMPLATE.sub(lambda m: str(_eval_source(m.group(1), env, value)), value)
+        if value.startswith("$"):
+            return _eval_source(_DOLLAR_NAME.sub(r"\1", value), env, value)
+        return value
+    if isinstance(value, list):
+        return [evaluate(v, env) for v in value]
+    if isinstance(value, dict):
+        return {k: evaluate(v, env) for k, v in value.items()}
+    return value
+
+
+def _eval_source(source: str, env: Mapping[str, Any], original: str) -> Any:
+    source = _DOLLAR_NAME.sub(r"\1", source).strip()
+    try:
+        tree = ast.parse(source, mode="eval")
+    except SyntaxError:
+        raise RuleError(f"cannot parse expression '{original}'",
+                        hint="expressions use Python syntax, e.g. '$width * 4' or "
+                             "'${a if stride == 1 else b}'") from None
+    try:
+        return _Eval(env, original).visit(tree.body)
+    except RuleError:
+        raise
+    except (ArithmeticError, TypeError, ValueError, IndexError, KeyError) as e:
+        raise RuleError(f"expression '{original}' failed: {type(e).__name__}: {e}") from None
+
+
+class _Eval(ast.NodeVisitor):
+    def __init__(self, env: Mapping[str, Any], original: str):
+        self.env, self.original = env, original
+
+    def generic_visit(self, node):
+        raise RuleError(f"'{ast.unparse(node)}' is not allowed in expression '{self.original}'",
+                        hint="use arithmetic, comparisons, 'a if c else b', indexing and "
+                             f"the functions {', '.join(sorted(FUNCTIONS))}")
+
+    def visit_Constant(self, node):
+        return node.value
+
+    def visit_Name(self, node):
+        if node.id in self.env:
+            return self.env[node.id]
+        if node.id in ("True", "False", "None"):
+            return {"True": True, "False": False, "None": None}[node.id]
+        close = get_close_matches(node.id, list(self.env), n=1)
+        hint = f"did you mean '${close[0]}'?" if close else (
+            "parameters come from 'params', the variant, the block's 'params' and its arguments"
+            + (f"; known here: {', '.join(sorted(self.env))}" if self.env else ""))
+        raise RuleError(f"unknown parameter '{node.id}' in expression '{self.original}'", hint=hint)
+
+    def visit_BinOp(self, node):
+        op = _BINOPS.get(type(node.op))
+        if op is None:
+            return self.generic_visit(node)
+        return op(self.visit(node.left), self.visit(node.right))
+
+    def visit_UnaryOp(self, node):
+        value = self.visit(node.operand)
+        if isinstance(node.op, ast.USub):
+            return -value
+        if isinstance(node.op, ast.UAdd):
+            return +value
+        if isinstance(node.op, ast.Not):
+            return not value
+        return self.generic_visit(node)
+
+    def visit_BoolOp(self, node):
+        if isinstance(node.op, ast.And):
+            result = True
+            for v in node.values:
+                result = self.visit(v)
+                if not result:
+                    return result
+            return result
+        result = False
+        for v in node.values:
+            result = self.visit(v)
+            if result:
+                return result
+        return result
+
+    def visit_Compare(self, node):
+        left = self.visit(node.left)
+        for op, right_node in zip(node.ops, node.comparators):
+            right = self.visit(right_node)
+            if not _CMPOPS[type(op)](left, right):
+                return False
+            left = right
+        return True
+
+    def visit_IfExp(self, node):
+        return self.visit(node.body) if self.visit(node.test) else self.visit(node.orelse)
+
+    def visit_Subscript(self, node):
+        return self.visit(node.value)[self.visit(node.slice)]
+
+    def visit_Slice(self, node):
+        part = lambda n: None if n is None else self.visit(n)  # noqa: E731
+        return slice(part(node.lower), part(node.upper), part(node.step))
+
+    def visit_List(self, node):
+        return [self.visit(e) for e in node.elts]
+
+    visit_Tuple = visit_List
+
+    def visit_Dict(self, node):
+        return {self.visit(k): self.visit(v) for k, v in zip(node.keys, node.values)}
+
+    def visit_Call(self, node):
+        if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
+            name = ast.unparse(node.func)
+            close = get_close_matches(name, list(FUNCTIONS), n=1)
+            raise RuleError(f"unknown function '{name}' in expression '{self.original}'",
+                            hint=f"did you mean '{close[0]}'?" if close else
+                            f"available functions: {', '.join(sorted(FUNCTIONS))}")
+        args = [self.visit(a) for a in node.args]
+        kwargs = {k.arg: self.visit(k.value) for k in node.keywords}
+        return FUNCTIONS[node.func.id](*args, **kwargs)

@@ -1,0 +1,76 @@
+"""Stage 4: the expanded nodes as a networkx DAG, and the structural checks
+that need no shapes: cycles (reported as the whole cycle), arity, outputs,
+unused nodes (a warning)."""
+from __future__ import annotations
+
+import networkx as nx
+
+from .errors import Collector
+from .ir import Graph
+from .ops import OPS
+
+
+def build(graph: Graph) -> nx.DiGraph:
+    g = nx.DiGraph()
+    for name in graph.inputs:
+        g.add_node(name, kind="input")
+    for node in graph.nodes.values():
+        g.add_node(node.name, kind="op")
+        for i, src in enumerate(node.inputs):
+            g.add_edge(src, node.name, index=i)
+    return g
+
+
+def check(graph: Graph) -> nx.DiGraph:
+    """Raise SpecError for structural problems; put warnings on graph.warnings;
+    reorder graph.nodes topologically (definition order breaks ties)."""
+    errors = Collector()
+    g = build(graph)
+
+    for node in graph.nodes.values():
+        op = OPS.get(node.op)
+        if op is None:
+            continue
+        lo, hi = (op.arity, op.arity) if isinstance(op.arity, int) else op.arity
+        n = len(node.inputs)
+        if n < lo or (hi is not None and n > hi):
+            want = f"{lo}" if lo == hi else f"at least {lo}" if hi is None else f"{lo} to {hi}"
+            errors.error(f"'{node.op}' takes {want} input(s), got {n}", loc=node.loc, node=node.name,
+                         op=node.op, trace=node.trace,
+                         hint="list the inputs under 'in:'" if n < lo else "remove the extra inputs")
+
+    cycles_seen: set[frozenset] = set()
+    for component in nx.strongly_connected_components(g):
+        if len(component) == 1:
+            (only,) = component
+            if not g.has_edge(only, only):
+                continue
+        cycle = nx.find_cycle(g.subgraph(component))
+        key = frozenset(component)
+        if key in cycles_seen:
+            continue
+        cycles_seen.add(key)
+        path = [u for u, _ in cycle] + [cycle[0][0]]
+        first = graph.nodes[path[0]]
+        errors.error("the graph has a cycle: " + " -> ".join(path), loc=first.loc, node=first.name,
+                     op=first.op, trace=first.trace,
+                     hint="a node cannot depend on its own output; for recurrence use a cell block")
+    errors.raise_if_any()
+
+    # Definition order is kept wherever the edges allow it.
+    position = {name: i for i, name in enumerate([*graph.inputs, *graph.nodes])}
+    order = list(nx.lexicographical_topological_sort(g, key=position.__getitem__))
+    graph.nodes = {name: graph.nodes[name] for name in order if name in graph.nodes}
+
+    needed = set()
+    for target in graph.outputs.values():
+        needed |= nx.ancestors(g, target) | {target}
+    for node in graph.nodes.values():
+        if node.name not in needed:
+            errors.warn("unused: no output depends on this node", loc=node.loc, node=node.name, op=node.op,
+                        trace=node.trace, hint="remove it, connect it, or list it under 'outputs'")
+    for name in graph.inputs:
+        if name not in needed:
+            errors.warn(f"input '{name}' is not used by any output", loc=graph.input_locs.get(name))
+    graph.warnings.extend(errors.warnings)
+    return g

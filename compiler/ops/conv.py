@@ -1,0 +1,85 @@
+"""2-D convolution."""
+from __future__ import annotations
+
+from typing import Literal, Union
+
+from ..errors import RuleError
+from ..ir import TensorInfo
+from .base import ModuleCall, Op, Params, expect_rank, known, pair, per_sample, register, window_out
+
+IntPair = Union[int, tuple[int, int]]
+
+
+class Conv2dParams(Params):
+    out_channels: int
+    kernel: IntPair
+    stride: IntPair = 1
+    padding: Union[IntPair, Literal["same", "valid"]] = 0
+    dilation: IntPair = 1
+    groups: int = 1
+    bias: bool = True
+
+
+def conv_padding(p: Conv2dParams, k: tuple[int, int]) -> tuple[int, int] | tuple[tuple[int, int], ...]:
+    """Symmetric padding per side; 'same' pads (total // 2) in front like torch."""
+    if p.padding == "valid":
+        return (0, 0)
+    if p.padding == "same":
+        d = pair(p.dilation)
+        return tuple(d[i] * (k[i] - 1) // 2 for i in range(2))
+    return pair(p.padding)
+
+
+@register
+class Conv2d(Op):
+    name = "conv2d"
+    Params = Conv2dParams
+    doc = "2-D convolution over [N, C, H, W]; in_channels is inferred."
+
+    def infer(self, p, inputs):
+        (x,) = inputs
+        expect_rank(x, 4, "[N, C, H, W]")
+        c = known(x.shape[1], "the channel count")
+        k, s, d = pair(p.kernel), pair(p.stride), pair(p.dilation)
+        if min(k + s + d) < 1 or p.out_channels < 1 or p.groups < 1:
+            raise RuleError("kernel, stride, dilation, groups and out_channels must be positive")
+        if c % p.groups or p.out_channels % p.groups:
+            raise RuleError(f"groups={p.groups} must divide both the input channels ({c}) "
+                            f"and out_channels ({p.out_channels})")
+        if p.padding == "same" and s != (1, 1):
+            raise RuleError("padding 'same' needs stride 1", hint="give the padding as a number instead")
+        pad = conv_padding(p, k)
+        hw = []
+        for i, axis in enumerate(("height", "width")):
+            size = known(x.shape[2 + i], f"the input {axis}")
+            span = d[i] * (k[i] - 1) + 1
+            if span > size + 2 * pad[i]:
+                raise RuleError(
+                    f"kernel {k[0]}x{k[1]}"
+                    + (f" (dilation {d[i]}: spans {span})" if d[i] > 1 else "")
+                    + f" is larger than the padded input {axis} {size + 2 * pad[i]} (input {x})",
+                    hint="use a smaller kernel, add padding, or remove a pooling layer before this one")
+            hw.append(window_out(size, k[i], s[i], pad[i], d[i]) if p.padding != "same" else size)
+        return TensorInfo((x.shape[0], p.out_channels, *hw), x.dtype)
+
+    def count_params(self, p, inputs, out):
+        c, (kh, kw) = inputs[0].shape[1], pair(p.kernel)
+        return p.out_channels * (c // p.groups) * kh * kw + (p.out_channels if p.bias else 0)
+
+    def count_macs(self, p, inputs, out):
+        c, (kh, kw) = inputs[0].shape[1], pair(p.kernel)
+        return per_sample(out.shape) * (c // p.groups) * kh * kw
+
+    def lower(self, p, inputs, out):
+        kwargs = {"kernel_size": p.kernel}
+        if p.stride != 1:
+            kwargs["stride"] = p.stride
+        if p.padding != 0:
+            kwargs["padding"] = p.padding
+        if p.dilation != 1:
+            kwargs["dilation"] = p.dilation
+        if p.groups != 1:
+            kwargs["groups"] = p.groups
+        if not p.bias:
+            kwargs["bias"] = False
+        return ModuleCall("nn.Conv2d", (inputs[0].shape[1], p.out_channels), kwargs)

@@ -1,0 +1,38 @@
+"""Fully connected layer."""
+from __future__ import annotations
+
+from ..errors import RuleError
+from ..ir import TensorInfo
+from .base import ModuleCall, Op, Params, known, per_sample, register
+
+
+class LinearParams(Params):
+    out_features: int
+    bias: bool = True
+
+
+@register
+class Linear(Op):
+    name = "linear"
+    Params = LinearParams
+    doc = "y = x W^T + b over the last dimension; in_features is inferred."
+
+    def infer(self, p, inputs):
+        (x,) = inputs
+        if len(x.shape) < 2:
+            raise RuleError(f"expects at least [N, features], got {x}")
+        known(x.shape[-1], "the feature dimension")
+        if len(x.shape) > 3 and all(isinstance(d, int) for d in x.shape[2:]):
+            raise RuleError(f"input {x} still has spatial dimensions",
+                            hint="add a 'flatten' node (or a global pool) before this linear layer")
+        return TensorInfo((*x.shape[:-1], p.out_features), x.dtype)
+
+    def count_params(self, p, inputs, out):
+        return inputs[0].shape[-1] * p.out_features + (p.out_features if p.bias else 0)
+
+    def count_macs(self, p, inputs, out):
+        return per_sample(out.shape) * inputs[0].shape[-1]
+
+    def lower(self, p, inputs, out):
+        kwargs = {} if p.bias else {"bias": False}
+        return ModuleCall("nn.Linear", (inputs[0].shape[-1], p.out_features), kwargs)

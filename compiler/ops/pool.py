@@ -1,0 +1,134 @@
+"""Pooling: max, average, adaptive average and global average."""
+from __future__ import annotations
+
+from typing import Optional, Union
+
+import torch
+
+from ..errors import RuleError
+from ..ir import TensorInfo
+from .base import FunctionCall, ModuleCall, Op, Params, expect_rank, known, pair, per_sample, register, window_out
+
+IntPair = Union[int, tuple[int, int]]
+
+
+class PoolParams(Params):
+    kernel: IntPair
+    stride: Optional[IntPair] = None  # default: the kernel size, as in torch
+    padding: IntPair = 0
+    ceil_mode: bool = False
+
+
+class MaxPoolParams(PoolParams):
+    dilation: IntPair = 1
+
+
+class AvgPoolParams(PoolParams):
+    count_include_pad: bool = True
+
+
+def _pool_infer(p, x: TensorInfo) -> TensorInfo:
+    expect_rank(x, 4, "[N, C, H, W]")
+    k = pair(p.kernel)
+    s = pair(p.stride if p.stride is not None else p.kernel)
+    pad = pair(p.padding)
+    d = pair(getattr(p, "dilation", 1))
+    if any(pad[i] * 2 > k[i] for i in range(2)):
+        raise RuleError(f"padding {p.padding} is more than half the kernel {p.kernel}",
+                        hint="pooling padding may be at most kernel // 2")
+    hw = []
+    for i, axis in enumerate(("height", "width")):
+        size = known(x.shape[2 + i], f"the input {axis}")
+        span = d[i] * (k[i] - 1) + 1
+        if span > size + 2 * pad[i]:
+            raise RuleError(f"pooling window {k[0]}x{k[1]} is larger than the padded input {axis} "
+                            f"{size + 2 * pad[i]} (input {x})",
+                            hint="use a smaller window, or fewer downsampling layers before this one")
+        hw.append(window_out(size, k[i], s[i], pad[i], d[i], p.ceil_mode))
+    return TensorInfo((x.shape[0], x.shape[1], *hw), x.dtype)
+
+
+def _pool_kwargs(p, extra: dict) -> dict:
+    kwargs = {"kernel_size": p.kernel}
+    if p.stride is not None and p.stride != p.kernel:
+        kwargs["stride"] = p.stride
+    if p.padding != 0:
+        kwargs["padding"] = p.padding
+    if p.ceil_mode:
+        kwargs["ceil_mode"] = True
+    kwargs.update(extra)
+    return kwargs
+
+
+@register
+class MaxPool2d(Op):
+    name = "max_pool2d"
+    Params = MaxPoolParams
+    doc = "2-D max pooling."
+
+    def infer(self, p, inputs):
+        return _pool_infer(p, inputs[0])
+
+    def lower(self, p, inputs, out):
+        return ModuleCall("nn.MaxPool2d", (), _pool_kwargs(p, {"dilation": p.dilation} if p.dilation != 1 else {}))
+
+
+@register
+class AvgPool2d(Op):
+    name = "avg_pool2d"
+    Params = AvgPoolParams
+    doc = "2-D average pooling."
+
+    def infer(self, p, inputs):
+        return _pool_infer(p, inputs[0])
+
+    def lower(self, p, inputs, out):
+        extra = {} if p.count_include_pad else {"count_include_pad": False}
+        return ModuleCall("nn.AvgPool2d", (), _pool_kwargs(p, extra))
+
+
+class AdaptiveParams(Params):
+    output_size: IntPair
+
+
+@register
+class AdaptiveAvgPool2d(Op):
+    name = "adaptive_avg_pool2d"
+    Params = AdaptiveParams
+    doc = "Average pooling to a fixed output size."
+
+    def infer(self, p, inputs):
+        (x,) = inputs
+        expect_rank(x, 4, "[N, C, H, W]")
+        return TensorInfo((x.shape[0], x.shape[1], *pair(p.output_size)), x.dtype)
+
+    def lower(self, p, inputs, out):
+        return ModuleCall("nn.AdaptiveAvgPool2d", (p.output_size,))
+
+
+class GlobalParams(Params):
+    keepdim: bool = False
+
+
+@register
+class GlobalAvgPool(Op):
+    name = "global_avg_pool"
+    Params = GlobalParams
+    doc = "Mean over all spatial positions: [N, C, H, W] -> [N, C] (or [N, C, 1, 1] with keepdim)."
+
+    def infer(self, p, inputs):
+        (x,) = inputs
+        if len(x.shape) < 3:
+            raise RuleError(f"expects [N, C, ...spatial], got {x}")
+        tail = (1,) * (len(x.shape) - 2) if p.keepdim else ()
+        return TensorInfo((x.shape[0], x.shape[1], *tail), x.dtype)
+
+    def count_macs(self, p, inputs, out):
+        return 0
+
+    def lower(self, p, inputs, out):
+        dims = tuple(range(2, len(inputs[0].shape)))
+        return FunctionCall(torch.mean, (dims,), {"keepdim": True} if p.keepdim else {})
+
+
+_ = per_sample  # pooling performs additions only; it counts no multiply-adds

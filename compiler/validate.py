@@ -1,0 +1,137 @@
+"""Stage 2: check a loaded tree against the schema; report every problem at
+its position, in words a person can act on."""
+from __future__ import annotations
+
+import re
+from difflib import get_close_matches
+
+from pydantic import ValidationError
+
+from .errors import Collector
+from .load import Map, locate
+from .schema import NAME_PATTERN, BlockSpec, NodeSpec, SpecFile
+
+_FIELDS = {
+    "spec": list(SpecFile.model_fields),
+    "block": list(BlockSpec.model_fields),
+    "input": ["shape", "dtype", "doc"],
+    "node": ["op", "block", "in", "repeat", "when", "overrides", "doc"],
+}
+
+
+def validate(tree: Map) -> SpecFile:
+    # Key-name rules the schema cannot express come first.
+    errors = Collector()
+    _check_names(tree, errors)
+    try:
+        spec = SpecFile.model_validate(tree)
+    except ValidationError as e:
+        for err in e.errors():
+            _report(tree, err, errors)
+        errors.raise_if_any()
+        raise  # unreachable: a ValidationError always has errors
+    errors.raise_if_any()
+    return spec
+
+
+def _check_names(tree: Map, errors: Collector) -> None:
+    """Node, block, input and parameter names must be identifiers."""
+    def check(mapping, what):
+        if not isinstance(mapping, Map):
+            return
+        for key in mapping:
+            if not isinstance(key, str) or not re.match(NAME_PATTERN, key):
+                errors.error(f"invalid {what} name {key!r}", loc=mapping.key_locs.get(key),
+                             hint="names start with a letter or '_' and hold letters, digits and '_'")
+    check(tree.get("inputs"), "input")
+    check(tree.get("nodes"), "node")
+    check(tree.get("blocks"), "block")
+    blocks = tree.get("blocks")
+    if isinstance(blocks, Map):
+        for body in blocks.values():
+            if isinstance(body, Map):
+                check(body.get("nodes"), "node")
+
+
+def _context(path: tuple) -> str:
+    """Which kind of mapping a pydantic error path points into."""
+    if len(path) >= 1 and path[0] == "inputs" and len(path) == 3:
+        return "input"
+    if "nodes" in path and path.index("nodes") == len(path) - 3:
+        return "node"
+    if path and path[0] == "blocks" and len(path) == 3:
+        return "block"
+    return "spec"
+
+
+def _report(tree: Map, err: dict, errors: Collector) -> None:
+    path = tuple(p for p in err["loc"] if not (isinstance(p, str) and ("[" in p or p.startswith("function-"))))
+    kind = err["type"]
+    where = ".".join(str(p) for p in path) or "the spec"
+    loc = locate(tree, path)
+    if kind == "extra_forbidden":
+        key = path[-1]
+        parent = locate_parent(tree, path)
+        if isinstance(parent, Map) and key in parent.key_locs:
+            loc = parent.key_locs[key]
+        context = _context(path[:-1] + ("?",))
+        if context == "spec" and len(path) == 1:
+            context = "spec"
+        known = _FIELDS.get(context, [])
+        close = get_close_matches(str(key), known, n=1)
+        hint = f"did you mean '{close[0]}'?" if close else f"allowed keys here: {', '.join(known)}"
+        errors.error(f"unknown key '{key}' in {where.rsplit('.', 1)[0] if len(path) > 1 else 'the spec'}",
+                     loc=loc, hint=hint)
+    elif kind == "missing":
+        errors.error(f"missing required key '{path[-1]}'", loc=locate(tree, path[:-1]),
+                     hint=_MISSING_HINTS.get(str(path[-1])))
+    elif kind == "value_error" and "exactly one of" in err["msg"]:
+        errors.error(err["msg"].removeprefix("Value error, "), loc=loc, node=_node_name(path))
+    elif kind == "literal_error":
+        errors.error(f"{where}: {err['msg'].lower()}, got {err['input']!r}", loc=loc)
+    elif kind == "too_short":
+        errors.error(f"{where} must not be empty", loc=loc)
+    elif kind == "string_pattern_mismatch":
+        errors.error(f"{where}: {err['input']!r} is not a valid name", loc=loc,
+                     hint="use letters, digits, '_' and '-', starting with a letter")
+    else:
+        expected = _EXPECTED.get(kind, err["msg"].lower())
+        errors.error(f"{where}: expected {expected}, got {_describe(err.get('input'))}", loc=loc)
+
+
+def locate_parent(tree, path):
+    node = tree
+    for step in path[:-1]:
+        try:
+            node = node[step]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return node
+
+
+def _node_name(path: tuple) -> str | None:
+    return str(path[-1]) if len(path) >= 2 and path[-2] == "nodes" else None
+
+
+def _describe(value) -> str:
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if value is None:
+        return "nothing (null)"
+    return f"{type(value).__name__} {value!r}"
+
+
+_EXPECTED = {
+    "dict_type": "a mapping", "list_type": "a list", "string_type": "a string",
+    "int_type": "an integer", "int_parsing": "an integer", "bool_type": "true or false",
+    "bool_parsing": "true or false", "model_type": "a mapping", "model_attributes_type": "a mapping",
+}
+_MISSING_HINTS = {
+    "name": "add 'name: my_model' at the top of the file",
+    "inputs": "declare inputs, e.g. 'inputs: {image: {shape: [N, 3, 224, 224]}}'",
+    "outputs": "name the outputs, e.g. 'outputs: {logits: fc}'",
+    "nodes": "add the 'nodes:' mapping with the layers",
+    "shape": "give the input a shape, e.g. 'shape: [N, 3, 224, 224]'",
+}

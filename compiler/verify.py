@@ -1,0 +1,134 @@
+"""Check a compiled spec against a reference implementation: copy the
+reference's weights into ours, run both in eval mode on the same random
+input, and compare the outputs.
+
+Weights are matched by name when both state_dicts have the same keys, and
+otherwise by order: the i-th tensor of ours takes the i-th of the
+reference, and every pair must agree in shape (the first that does not is
+reported). Order matching works because both sides register layers in the
+order they compute them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .api import Model
+from .errors import Diagnostic, SpecError
+
+# Constructor arguments that make a reference model comparable with a spec:
+# no pretrained download, and the plain eval-mode path.
+REFERENCE_KWARGS: dict[str, dict] = {
+    "googlenet": {"aux_logits": False, "init_weights": False, "transform_input": False},
+    "inception_v3": {"aux_logits": False, "init_weights": False, "transform_input": False},
+}
+
+
+@dataclass
+class Result:
+    reference: str
+    matched_by: str
+    tensors: int
+    max_abs: float
+    max_rel: float
+    tolerance: float
+
+    @property
+    def ok(self) -> bool:
+        return self.max_rel <= self.tolerance
+
+    def as_dict(self) -> dict:
+        return {"reference": self.reference, "matched_by": self.matched_by, "tensors": self.tensors,
+                "max_abs_diff": self.max_abs, "max_rel_diff": self.max_rel, "tolerance": self.tolerance,
+                "ok": self.ok}
+
+
+def build_reference(against: str) -> torch.nn.Module:
+    source, _, name = against.partition(":")
+    if not name:
+        raise SpecError(Diagnostic(f"--against needs SOURCE:NAME, got '{against}'",
+                                   hint="e.g. --against torchvision:resnet50"))
+    if source == "torchvision":
+        try:
+            import torchvision
+        except ImportError as e:
+            raise SpecError(Diagnostic(f"torchvision is not importable: {e}",
+                                       hint="pip install torchvision (matching your torch)")) from None
+        try:
+            return torchvision.models.get_model(name, weights=None, **REFERENCE_KWARGS.get(name, {}))
+        except ValueError:
+            raise SpecError(Diagnostic(f"torchvision has no model '{name}'",
+                                       hint="see torchvision.models.list_models()")) from None
+    if source == "timm":
+        try:
+            import timm
+        except ImportError:
+            raise SpecError(Diagnostic("timm is not installed", hint="pip install timm")) from None
+        try:
+            return timm.create_model(name, pretrained=False)
+        except RuntimeError as e:
+            raise SpecError(Diagnostic(f"timm cannot build '{name}': {e}")) from None
+    if source == "torch.nn":
+        raise SpecError(Diagnostic(f"reference '{against}' needs sizes from a recurrent spec",
+                                   hint="verify against torch.nn is provided for recurrent specs"))
+    raise SpecError(Diagnostic(f"unknown reference source '{source}'",
+                               hint="use torchvision:NAME or timm:NAME"))
+
+
+def copy_weights(reference: torch.nn.Module, ours: torch.nn.Module) -> str:
+    """Copy reference tensors into ours; return how they were matched."""
+    theirs, mine = reference.state_dict(), ours.state_dict()
+    if set(theirs) == set(mine) and all(theirs[k].shape == mine[k].shape for k in mine):
+        ours.load_state_dict(theirs)
+        return "name"
+    if len(theirs) != len(mine):
+        raise SpecError(Diagnostic(
+            f"the reference has {len(theirs)} tensors and the spec {len(mine)}: they cannot be matched",
+            hint="the spec and the reference differ in layers (compare 'netspec summary' with the reference)"))
+    new = {}
+    for (tk, tv), (mk, mv) in zip(theirs.items(), mine.items()):
+        if tv.shape != mv.shape:
+            raise SpecError(Diagnostic(
+                f"tensor shapes differ in order matching: reference '{tk}' {list(tv.shape)} vs ours "
+                f"'{mk}' {list(mv.shape)}", hint="the layers differ at this point"))
+        new[mk] = tv
+    ours.load_state_dict(new)
+    return "order"
+
+
+def sample_inputs(model: Model, batch: int = 2, seed: int = 0) -> list[torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    tensors = []
+    for info in model.inputs.values():
+        shape = [batch if d == "N" else 7 if isinstance(d, str) else d for d in info.shape]
+        dtype = getattr(torch, info.dtype)
+        if dtype.is_floating_point:
+            tensors.append(torch.randn(shape, generator=gen).to(dtype))
+        else:
+            tensors.append(torch.randint(0, 2, shape, generator=gen).to(dtype))
+    return tensors
+
+
+def first_tensor(out):
+    if isinstance(out, torch.Tensor):
+        return out
+    if hasattr(out, "logits"):
+        return out.logits
+    return out[0]
+
+
+def verify(model: Model, against: str, tolerance: float = 1e-5, reference: torch.nn.Module | None = None) -> Result:
+    reference = reference if reference is not None else build_reference(against)
+    reference.eval()
+    model.module.eval()
+    how = copy_weights(reference, model.module)
+    inputs = sample_inputs(model)
+    with torch.no_grad():
+        ours = first_tensor(model.module(*inputs)).double()
+        theirs = first_tensor(reference(*inputs)).double()
+    if ours.shape != theirs.shape:
+        raise SpecError(Diagnostic(f"output shapes differ: ours {list(ours.shape)} vs reference {list(theirs.shape)}"))
+    diff = (ours - theirs).abs().max().item()
+    scale = theirs.abs().max().item() or 1.0
+    return Result(against, how, len(reference.state_dict()), diff, diff / scale, tolerance)
