@@ -74,7 +74,7 @@ class SpecFile(Strict):
     inputs: dict[Name, InputSpec] = Field(min_length=1)
     outputs: Union[Ref, dict[Name, Ref]]
     params: dict[Name, Any] = {}
-    variants: dict[str, dict[Name, Any] | None] = {}
-    default_variant: str | None = None
+    variants: dict[Union[str, int], dict[Name, Any] | None] = {}  # YAML reads `50:` as an int
+    default_variant: Union[str, int, None] = None
     blocks: dict[Name, BlockSpec] = {}
     nodes: dict[Name, NodeSpec] = Field(min_length=1)
