@@ -26,8 +26,9 @@ case ":${LD_LIBRARY_PATH:-}:" in
     *) export LD_LIBRARY_PATH="$cudart_dir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" ;;
 esac
 
-if ! perf_analyzer --help >/dev/null 2>&1; then
+if ! perf_analyzer --version >/dev/null 2>&1; then
     echo "perf_analyzer is installed but does not run; LD_LIBRARY_PATH=$LD_LIBRARY_PATH" >&2
-    perf_analyzer --help >/dev/null  # shows the loader error
+    perf_analyzer --version  # shows the loader error
+    exit 1
 fi
 echo "perf_analyzer ready; export LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
