@@ -1,0 +1,121 @@
+"""The scheduler alone: gathering, splitting, limits, shape grouping."""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+
+import torch
+
+from service.batching import Scheduler
+from service.runtime import Runtime
+from service_fakes import FakeModel, Info, make_model, run
+
+
+class Recording(torch.nn.Module):
+    """Adds one and records the batch size of every execution."""
+
+    def __init__(self):
+        super().__init__()
+        self.batches = []
+
+    def forward(self, x):
+        self.batches.append(x.shape[0])
+        return x + 1
+
+
+def scheduler_for(model, *, max_batch_size=8, batching=True, delay_s=0.05):
+    runtime = Runtime(model, device=torch.device("cpu"), max_batch_size=max_batch_size)
+    return Scheduler(runtime, ThreadPoolExecutor(1), dynamic_batching=batching, max_queue_delay_s=delay_s)
+
+
+def recording_model():
+    return FakeModel("rec", Recording(), {"x": Info(("N", "T"))}, {"y": Info(("N", "T"))})
+
+
+def test_concurrent_requests_run_as_one_batch_and_split_back():
+    model = recording_model()
+
+    async def body():
+        scheduler = scheduler_for(model)
+        xs = [torch.full((1 + k % 2, 3), float(k)) for k in range(5)]  # 7 samples <= 8
+        results = await asyncio.gather(*[scheduler.submit([x], x.shape[0]) for x in xs])
+        await scheduler.close()
+        for x, result in zip(xs, results):
+            assert torch.equal(result.outputs[0], x + 1)
+        return model.module.batches
+
+    assert run(body()) == [7]
+
+
+def test_batches_respect_max_batch_size():
+    model = recording_model()
+
+    async def body():
+        scheduler = scheduler_for(model, max_batch_size=4)
+        xs = [torch.zeros(1, 2) for _ in range(10)]
+        await asyncio.gather(*[scheduler.submit([x], 1) for x in xs])
+        await scheduler.close()
+
+    run(body())
+    assert sum(model.module.batches) == 10 and max(model.module.batches) <= 4
+
+
+def test_different_shapes_are_not_mixed():
+    model = recording_model()
+
+    async def body():
+        scheduler = scheduler_for(model)
+        xs = [torch.zeros(1, 2), torch.zeros(1, 5), torch.zeros(1, 2), torch.zeros(1, 5)]
+        results = await asyncio.gather(*[scheduler.submit([x], 1) for x in xs])
+        await scheduler.close()
+        assert [tuple(r.outputs[0].shape) for r in results] == [(1, 2), (1, 5), (1, 2), (1, 5)]
+
+    run(body())
+    assert sorted(model.module.batches) == [2, 2]
+
+
+def test_without_dynamic_batching_each_request_runs_alone():
+    model = recording_model()
+
+    async def body():
+        scheduler = scheduler_for(model, batching=False)
+        await asyncio.gather(*[scheduler.submit([torch.zeros(2, 2)], 2) for _ in range(3)])
+        await scheduler.close()
+
+    run(body())
+    assert model.module.batches == [2, 2, 2]
+
+
+def test_multiple_outputs_are_split_per_request():
+    async def body():
+        scheduler = scheduler_for(make_model("twoheads"))
+        xs = [torch.randn(k + 1, 4) for k in range(3)]
+        results = await asyncio.gather(*[scheduler.submit([x], x.shape[0]) for x in xs])
+        await scheduler.close()
+        module = make_model("twoheads").module
+        for x, result in zip(xs, results):
+            y, total = module(x)
+            torch.testing.assert_close(result.outputs[0], y)
+            torch.testing.assert_close(result.outputs[1], total)
+
+    run(body())
+
+
+def test_an_execution_error_reaches_every_request_of_the_batch():
+    class Fails(torch.nn.Module):
+        def forward(self, x):
+            raise RuntimeError("boom")
+
+    async def body():
+        scheduler = scheduler_for(FakeModel("f", Fails(), {"x": Info(("N", 1))}, {"y": Info(("N", 1))}))
+        results = await asyncio.gather(*[scheduler.submit([torch.zeros(1, 1)], 1) for _ in range(3)],
+                                       return_exceptions=True)
+        await scheduler.close()
+        assert all(isinstance(r, RuntimeError) for r in results)
+        # and the scheduler still serves
+        scheduler2 = scheduler_for(make_model("twoheads"))
+        assert (await scheduler2.submit([torch.zeros(1, 4)], 1)).outputs[1].shape == (1, 1)
+        await scheduler2.close()
+
+    run(body())
