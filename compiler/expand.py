@@ -223,9 +223,15 @@ class Expander:
             locs[key] = body.key_locs[key]
         overrides = body.get("overrides")
         if rep is not None and isinstance(overrides, Map):
-            count_keys = {k for k in overrides}
-            for key in count_keys:
-                if key == rep or (isinstance(key, int) and key < 0 and self._rep_count(body, env) + key == rep):
+            count = self._rep_count(body, env)
+            for key in overrides:
+                if not -count <= key < count:
+                    if rep == 0:  # report once per node, not once per repeat
+                        self.errors.error(f"override {key} is out of range: the node repeats {count} times",
+                                          loc=overrides.key_locs[key],
+                                          hint=f"use 0 to {count - 1}, or -1 for the last")
+                    continue
+                if key % count == rep:
                     for k, v in overrides[key].items():
                         args[k] = self._eval(v, env, overrides[key].loc_of(k))
                         locs[k] = overrides[key].key_locs[k]
