@@ -261,7 +261,13 @@ class Expander:
         return NodeSym(full)
 
     def _instantiate(self, full, name, body, loc, scope, inputs, args, arg_locs, rep):
-        block_name = body["block"]
+        # The block may be chosen by an expression (`block: $unit`), so one
+        # spec can switch between block kinds (basic or bottleneck) by a parameter.
+        block_name = self._eval(body["block"], scope.env, body.loc_of("block"))
+        if not isinstance(block_name, str):
+            self.errors.error(f"'block' must name a block, got {block_name!r}", loc=body.loc_of("block"),
+                              node=full, trace=scope.trace)
+            return DisabledSym(loc, "unknown block"), None
         if block_name not in self.blocks:
             close = get_close_matches(block_name, list(self.blocks), n=1)
             self.errors.error(f"unknown block '{block_name}'", loc=body.loc_of("block"), node=full,
