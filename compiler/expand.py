@@ -119,14 +119,15 @@ class Expander:
         return dims
 
     def _top_env(self) -> dict[str, Any]:
-        env: dict[str, Any] = {}
+        """Parameters in order, each taking the chosen variant's value where it
+        sets one; a parameter derived from earlier ones (`t1: ${init // 2}`)
+        therefore sees the variant's values, not the defaults."""
         params: Map = self.tree.get("params") or Map()
-        for key, value in params.items():
-            env[key] = self._eval(value, env, params.loc_of(key))
         variants: Map = self.tree.get("variants") or Map()
         names = [str(k) for k in variants]
         if self.variant is None and variants:
             self.variant = str(self.spec.default_variant if self.spec.default_variant is not None else names[0])
+        overrides: Map = Map()
         if self.variant is not None:
             if self.variant not in names:
                 close = get_close_matches(self.variant, names, n=1)
@@ -137,7 +138,7 @@ class Expander:
                     + (f"variants: {', '.join(names)}" if names else "drop --variant")))
             key = next(k for k in variants if str(k) == self.variant)
             overrides = variants[key] or Map()
-            for name, value in overrides.items():
+            for name in overrides:
                 if name not in params:
                     close = get_close_matches(str(name), list(params), n=1)
                     self.errors.error(
@@ -145,8 +146,12 @@ class Expander:
                         loc=overrides.key_locs.get(name, overrides.loc if isinstance(overrides, Map) else None),
                         hint=f"did you mean '{close[0]}'?" if close else
                         f"declare '{name}' with its default under 'params'")
-                    continue
-                env[name] = self._eval(value, env, overrides.loc_of(name))
+        env: dict[str, Any] = {"variant": self.variant}
+        for key, value in params.items():
+            if key in overrides:
+                env[key] = self._eval(overrides[key], env, overrides.loc_of(key))
+            else:
+                env[key] = self._eval(value, env, params.loc_of(key))
         env["variant"] = self.variant
         self.errors.raise_if_any()
         return env
