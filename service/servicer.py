@@ -90,8 +90,8 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     # --- inference ----------------------------------------------------------
 
     async def ModelInfer(self, request, context):
-        if not self.state.ready:
-            raise Unavailable("the server is shutting down")
+        # No readiness check here: at shutdown the gRPC server itself refuses
+        # new calls, and a call it has accepted is in flight and must finish.
         result = await self.inference.infer(infer_request_from_pb(request))
         return infer_response_to_pb(result)
 

@@ -281,23 +281,29 @@ def test_a_model_that_fails_to_load_is_unavailable_while_others_serve(repository
         assert server.stop() == 0
 
 
-def test_sigterm_with_calls_in_flight_loses_none(repository):
-    server = Server(repository, "--model", "lenet", "--grace", "30")
-    calls = 48
-    x = np.random.default_rng(3).standard_normal((64, 1, 28, 28)).astype(np.float32)
-    done: queue.Queue = queue.Queue()
+def test_sigterm_with_calls_in_flight_loses_none(tmp_path):
+    # lenet with large batches and no batching: each call is tens of ms of work
+    # on one worker thread, so most calls are still queued when SIGTERM comes.
+    root = tmp_path / "models"
+    done = netspec("compile", str(ROOT / "specs" / "lenet.yaml"), "--repository", str(root), "--quiet",
+                   "--max-batch-size", "512", "--no-dynamic-batching", timeout=600)
+    assert done.returncode == 0, done.stderr
+    server = Server(root, "--grace", "60")
+    calls = 24
+    x = np.random.default_rng(3).standard_normal((512, 1, 28, 28)).astype(np.float32)
+    finished: queue.Queue = queue.Queue()
     client = grpcclient.InferenceServerClient(server.url)
     try:
         for k in range(calls):
-            client.async_infer("lenet", to_infer_inputs({"image": x}), partial(done.put, k))
-        first = done.get(timeout=60)  # the server is working through the queue
-        time.sleep(0.05)  # let the remaining requests reach the server
-        in_flight = calls - 1 - done.qsize()
+            client.async_infer("lenet", to_infer_inputs({"image": x}), partial(finished.put, k))
+        first = finished.get(timeout=60)  # the server is working through the queue
+        time.sleep(0.1)  # let the remaining requests reach the server
+        in_flight = calls - 1 - finished.qsize()
         server.process.send_signal(signal.SIGTERM)
-        results = [first] + [done.get(timeout=60) for _ in range(calls - 1)]
+        results = [first] + [finished.get(timeout=120) for _ in range(calls - 1)]
         assert in_flight > 0, "every call finished before SIGTERM; the test proves nothing"
         errors = [error for _, _, error in results if error is not None]
-        assert not errors, errors[:3]
+        assert not errors, [e.message() for e in errors[:3]]
         assert server.process.wait(timeout=60) == 0
         assert any("shutting down" in line for line in server.stderr)
     finally:
