@@ -28,17 +28,20 @@ class Model:
         return self.graph.warnings
 
 
-def analyze_tree(tree, variant: str | None = None) -> Graph:
-    """Validate, expand, check and shape-infer a loaded tree."""
+def analyze_tree(tree, variant: str | None = None, outputs: list[str] | None = None) -> Graph:
+    """Validate, expand, check and shape-infer a loaded tree; with `outputs`,
+    keep only those outputs and the nodes they depend on."""
     spec = validate(tree)
     g = expand(spec, tree, variant)
+    if outputs:
+        graph_stage.select_outputs(g, outputs)
     graph_stage.check(g)
     shapes.infer(g)
     return g
 
 
-def analyze_file(path: str | Path, variant: str | None = None) -> Graph:
-    return analyze_tree(load_file(path), variant)
+def analyze_file(path: str | Path, variant: str | None = None, outputs: list[str] | None = None) -> Graph:
+    return analyze_tree(load_file(path), variant, outputs)
 
 
 def analyze_text(text: str, variant: str | None = None, file: str = "<string>") -> Graph:
@@ -51,8 +54,9 @@ def build(g: Graph, seed: int | None = 0) -> Model:
                  {k: g.tensor(v) for k, v in g.outputs.items()})
 
 
-def compile_file(path: str | Path, variant: str | None = None, seed: int | None = 0) -> Model:
-    return build(analyze_file(path, variant), seed)
+def compile_file(path: str | Path, variant: str | None = None, seed: int | None = 0,
+                 outputs: list[str] | None = None) -> Model:
+    return build(analyze_file(path, variant, outputs), seed)
 
 
 def compile_text(text: str, variant: str | None = None, seed: int | None = 0, file: str = "<string>") -> Model:

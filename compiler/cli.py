@@ -11,8 +11,10 @@ from .errors import InternalError, SpecError
 
 EXAMPLES = {
     "check": "netspec check specs/resnet.yaml --variant 50",
-    "summary": "netspec summary specs/alexnet.yaml --json",
-    "compile": "netspec compile specs/lenet.yaml --repository models/   (or: netspec compile specs/ --repository models/)",
+    "summary": "netspec summary specs/alexnet.yaml --json\n"
+               "  netspec summary specs/googlenet.yaml --outputs logits --by block --weights-only --units paper",
+    "compile": "netspec compile specs/lenet.yaml --repository models/   (or: netspec compile specs/ --repository models/)\n"
+               "  netspec compile specs/googlenet.yaml --outputs logits --repository models/",
     "verify": "netspec verify specs/vgg.yaml --variant D --against torchvision:vgg16",
     "ops": "netspec ops",
 }
@@ -20,6 +22,17 @@ EXAMPLES = {
 
 class UsageError(Exception):
     """A bad command line: one line, exit 2."""
+
+
+def output_names(text: str) -> list[str]:
+    """--outputs logits,aux1 -> ['logits', 'aux1']"""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("name at least one output, e.g. --outputs logits")
+    return names
+
+
+OUTPUTS_HELP = "keep only these outputs (comma-separated) and the layers they need, e.g. 'logits'"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -37,16 +50,25 @@ def _parser() -> argparse.ArgumentParser:
     p = command("check", "Validate a spec; print its inputs and outputs with shapes.", cmd_check)
     p.add_argument("spec", type=Path)
     p.add_argument("--variant")
+    p.add_argument("--outputs", type=output_names, help=OUTPUTS_HELP)
 
     p = command("summary", "Per-layer output shapes, parameters and multiply-adds.", cmd_summary)
     p.add_argument("spec", type=Path)
     p.add_argument("--variant")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--outputs", type=output_names, help=OUTPUTS_HELP)
+    p.add_argument("--by", choices=("layer", "block"), default="layer",
+                   help="one row per layer (default), or per top-level block instance")
+    p.add_argument("--weights-only", action="store_true",
+                   help="count weights without biases, as papers' tables do")
+    p.add_argument("--units", choices=("exact", "paper"), default="exact",
+                   help="exact counts (default), or params in K = 1024 and multiply-adds in M = 10^6")
 
     p = command("compile", "Compile specs into a Triton-style model repository.", cmd_compile)
     p.add_argument("specs", type=Path, nargs="+", help="spec files, or folders of them (every variant)")
     p.add_argument("--variant", help="the variant to compile (one spec only; default: the spec's default)")
     p.add_argument("--repository", type=Path, required=True, help="the repository folder to write into")
+    p.add_argument("--outputs", type=output_names, help=OUTPUTS_HELP + " (one spec only)")
     p.add_argument("--name", help="the model's name in the repository (default: the spec's name)")
     p.add_argument("--version", type=int, default=1)
     p.add_argument("--weights", type=Path, help="a .safetensors file with the weights to store")
@@ -61,6 +83,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("spec", type=Path)
     p.add_argument("--variant")
     p.add_argument("--against", required=True, help="torchvision:NAME or timm:NAME")
+    p.add_argument("--outputs", type=output_names, help=OUTPUTS_HELP + "; the first is compared")
     p.add_argument("--tolerance", type=float, default=1e-5, help="largest relative difference accepted")
     p.add_argument("--json", action="store_true")
 
@@ -83,7 +106,7 @@ def _print_warnings(graph) -> None:
 def cmd_check(args) -> int:
     from .api import analyze_file
     from .report import io_text
-    graph = analyze_file(args.spec, args.variant)
+    graph = analyze_file(args.spec, args.variant, args.outputs)
     _print_warnings(graph)
     print(io_text(graph))
     return 0
@@ -92,9 +115,11 @@ def cmd_check(args) -> int:
 def cmd_summary(args) -> int:
     from .api import analyze_file
     from .report import summary_dict, summary_text
-    graph = analyze_file(args.spec, args.variant)
+    graph = analyze_file(args.spec, args.variant, args.outputs)
     _print_warnings(graph)
-    print(json.dumps(summary_dict(graph), indent=2) if args.json else summary_text(graph))
+    by = args.by if args.by == "block" else None
+    print(json.dumps(summary_dict(graph, by, args.weights_only), indent=2) if args.json
+          else summary_text(graph, by, args.weights_only, args.units))
     return 0
 
 
@@ -117,15 +142,15 @@ def cmd_compile(args) -> int:
     from .artifact import write_version
     from .report import summary_text
     files = spec_files(args.specs)
-    if len(files) > 1 and (args.name or args.variant or args.weights):
-        raise UsageError("--name, --variant and --weights apply to a single spec")
+    if len(files) > 1 and (args.name or args.variant or args.weights or args.outputs):
+        raise UsageError("--name, --variant, --weights and --outputs apply to a single spec")
     repo = args.repository
     if repo.exists() and not repo.is_dir():
         raise UsageError(f"--repository {repo} exists and is not a folder")
     config = dict(max_batch_size=args.max_batch_size, dynamic_batching=args.dynamic_batching,
                   max_queue_delay_us=args.max_queue_delay_us, precision=args.precision)
     for file in files:
-        graph = analyze_file(file, args.variant)
+        graph = analyze_file(file, args.variant, args.outputs)
         _print_warnings(graph)
         name = args.name or graph.name
         folder = write_version(build(graph, args.seed), repo, name, args.version, args.weights, **config)
@@ -138,7 +163,7 @@ def cmd_compile(args) -> int:
 def cmd_verify(args) -> int:
     from .api import compile_file
     from .verify import verify
-    model = compile_file(args.spec, args.variant)
+    model = compile_file(args.spec, args.variant, outputs=args.outputs)
     result = verify(model, args.against, args.tolerance)
     if args.json:
         print(json.dumps({"model": model.name, "variant": model.variant, **result.as_dict()}, indent=2))

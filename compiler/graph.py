@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import networkx as nx
 
-from .errors import Collector
+from .errors import Collector, Diagnostic, SpecError
 from .ir import Graph
 from .ops import OPS
 
@@ -74,3 +74,24 @@ def check(graph: Graph) -> nx.DiGraph:
             errors.warn(f"input '{name}' is not used by any output", loc=graph.input_locs.get(name))
     graph.warnings.extend(errors.warnings)
     return g
+
+
+def select_outputs(graph: Graph, names: list[str]) -> None:
+    """Keep only the outputs `names` (in that order) and the nodes they need:
+    a model compiled without its training-only heads (GoogLeNet's auxiliary
+    classifiers).  Runs before `check`, so the dropped nodes are not reported
+    as unused."""
+    unknown = [n for n in names if n not in graph.outputs]
+    if unknown:
+        raise SpecError(Diagnostic(
+            f"unknown output{'s' if len(unknown) > 1 else ''} {', '.join(repr(n) for n in unknown)}",
+            loc=graph.output_locs.get(next(iter(graph.outputs)), None),
+            hint=f"this spec's outputs: {', '.join(graph.outputs)}"))
+    graph.outputs = {n: graph.outputs[n] for n in names}
+    graph.output_locs = {n: graph.output_locs[n] for n in names if n in graph.output_locs}
+    g = build(graph)
+    needed = set()
+    for target in graph.outputs.values():
+        if target in g:
+            needed |= nx.ancestors(g, target) | {target}
+    graph.nodes = {k: v for k, v in graph.nodes.items() if k in needed}
