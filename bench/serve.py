@@ -1,0 +1,277 @@
+"""Serving benchmark: throughput and p50/p99 latency of `netspec serve` at
+concurrency 1, 8 and 32, with dynamic batching on and off, next to a bare
+grpc.aio server that only echoes the request payload (the floor: gRPC and
+protobuf costs with no model). Every server runs in its own process and is
+measured by the same closed-loop client, in the same run.
+
+    python bench/serve.py                       # lenet (and resnet18 if specs/resnet.yaml exists), CPU
+    python bench/serve.py --device cuda         # models on the GPU
+    python bench/serve.py --duration 5 --concurrency 1 8 32 64
+
+Each request carries one sample (batch 1). "x floor" columns compare with the
+echo server at the same concurrency: throughput ratio (ours / floor) and p50
+latency ratio (ours / floor). Client and servers share the machine's cores,
+so absolute numbers are lower than with a separate client machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+STARTUP_TIMEOUT_S = 180
+NP_TYPES = {"FP32": np.float32, "FP16": np.float16, "INT64": np.int64, "UINT8": np.uint8}
+
+
+# --- the floor: a bare echo server --------------------------------------------
+
+
+async def echo_server_main(port_file: str) -> None:
+    """ModelInfer answers with the request's own tensors; nothing else."""
+    import grpc
+
+    from service.generated import grpc_service_pb2 as pb
+    from service.generated import grpc_service_pb2_grpc as pb_grpc
+
+    class Echo(pb_grpc.GRPCInferenceServiceServicer):
+        async def ModelInfer(self, request, context):
+            response = pb.ModelInferResponse(model_name=request.model_name, id=request.id)
+            for t in request.inputs:
+                response.outputs.add(name=t.name, datatype=t.datatype, shape=t.shape)
+            response.raw_output_contents.extend(request.raw_input_contents)
+            return response
+
+    server = grpc.aio.server()
+    pb_grpc.add_GRPCInferenceServiceServicer_to_server(Echo(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    Path(port_file).write_text(str(port))
+    await server.wait_for_termination()
+
+
+# --- servers under test ---------------------------------------------------------
+
+
+class Process:
+    def __init__(self, args: list[str], ready: callable):
+        env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+        self.process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                        text=True)
+        self.url = ready(self.process)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+def start_netspec(repository: Path, device: str) -> Process:
+    def ready(process):
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        for line in process.stdout:  # the ready line comes once the models are loaded
+            if "ready on" in line:
+                return line.strip().rsplit(" ", 1)[1]
+            if time.monotonic() > deadline:
+                break
+        raise RuntimeError(f"netspec serve did not start (exit code {process.poll()})")
+
+    return Process([sys.executable, "-m", "service", "serve", "--repository", str(repository), "--port", "0",
+                    "--device", device, "--log-level", "warning"], ready)
+
+
+def start_echo(tmp: Path) -> Process:
+    port_file = tmp / "echo.port"
+
+    def ready(process):
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (port_file.exists() and port_file.read_text()):
+            if process.poll() is not None:
+                break
+            time.sleep(0.05)
+        if not port_file.exists():
+            raise RuntimeError("echo server did not start")
+        return f"127.0.0.1:{port_file.read_text()}"
+
+    return Process([sys.executable, __file__, "--echo-server", str(port_file)], ready)
+
+
+def compile_models(out: Path, batching: bool) -> list[str]:
+    """Compile lenet (and resnet18 when specs/resnet.yaml exists) into `out`."""
+    names = []
+    jobs = [("lenet", ROOT / "specs" / "lenet.yaml", [])]
+    resnet = ROOT / "specs" / "resnet.yaml"
+    if resnet.exists():
+        jobs.append(("resnet18", resnet, ["18", "resnet18"]))
+    for name, spec, variants in jobs:
+        base = [sys.executable, "-m", "compiler.cli", "compile", str(spec), "--repository", str(out), "--name", name,
+                "--quiet", *([] if batching else ["--no-dynamic-batching"])]
+        for variant in variants or [None]:  # the first variant name the spec knows
+            done = subprocess.run(base + (["--variant", variant] if variant else []), cwd=ROOT,
+                                  capture_output=True, text=True)
+            if done.returncode == 0:
+                break
+        if done.returncode != 0:
+            print(f"skipping {name}: compile failed: {done.stderr.strip()[-300:]}", file=sys.stderr)
+            continue
+        names.append(name)
+    return names
+
+
+# --- the client ------------------------------------------------------------------
+
+
+async def request_for(url: str, model: str):
+    """A batch-1 ModelInferRequest with random inputs, shaped from the model's metadata."""
+    import grpc
+
+    from service.generated import grpc_service_pb2 as pb
+    from service.generated import grpc_service_pb2_grpc as pb_grpc
+
+    async with grpc.aio.insecure_channel(url) as channel:
+        meta = await pb_grpc.GRPCInferenceServiceStub(channel).ModelMetadata(pb.ModelMetadataRequest(name=model))
+    rng = np.random.default_rng(0)
+    request = pb.ModelInferRequest(model_name=model)
+    for t in meta.inputs:
+        shape = [1 if d == -1 and k == 0 else (16 if d == -1 else d) for k, d in enumerate(t.shape)]
+        dtype = NP_TYPES[t.datatype]
+        data = rng.integers(0, 2, shape) if np.issubdtype(dtype, np.integer) else rng.standard_normal(shape)
+        request.inputs.add(name=t.name, datatype=t.datatype, shape=shape)
+        request.raw_input_contents.append(data.astype(dtype).tobytes())
+    return request
+
+
+async def measure(url: str, request, concurrency: int, duration_s: float, max_s: float) -> dict:
+    """Closed loop: `concurrency` workers each send the next request when the
+    last returns. After every worker has had one answer (warm-up), requests
+    completing in the window count; the window lasts `duration_s`, longer if
+    needed for 2 x concurrency answers (slow models), but at most `max_s`."""
+    import grpc
+
+    from service.generated import grpc_service_pb2_grpc as pb_grpc
+
+    async with grpc.aio.insecure_channel(url, options=[("grpc.max_receive_message_length", 256 << 20)]) as channel:
+        stub = pb_grpc.GRPCInferenceServiceStub(channel)
+        latencies: list[float] = []
+        warm = asyncio.Barrier(concurrency + 1)
+        stop = asyncio.Event()
+
+        async def worker():
+            await stub.ModelInfer(request)
+            await warm.wait()
+            while not stop.is_set():
+                sent = time.perf_counter()
+                await stub.ModelInfer(request)
+                if not stop.is_set():
+                    latencies.append(time.perf_counter() - sent)
+
+        workers = [asyncio.create_task(worker()) for _ in range(concurrency)]
+        await warm.wait()
+        start = time.perf_counter()
+        while (elapsed := time.perf_counter() - start) < max_s:
+            if elapsed >= duration_s and len(latencies) >= 2 * concurrency:
+                break
+            await asyncio.sleep(0.05)
+        count, elapsed = len(latencies), time.perf_counter() - start
+        stop.set()
+        await asyncio.gather(*workers)
+    lat = np.array(latencies[:count]) * 1e3
+    if count == 0:
+        return {"throughput": 0.0, "p50": float("nan"), "p99": float("nan")}
+    return {"throughput": count / elapsed, "p50": float(np.percentile(lat, 50)), "p99": float(np.percentile(lat, 99))}
+
+
+# --- main ---------------------------------------------------------------------------
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--duration", type=float, default=2.0, help="seconds measured per point (default: 2)")
+    parser.add_argument("--max-duration", type=float, default=20.0,
+                        help="upper bound per point for slow models (default: 20)")
+    parser.add_argument("--echo-server", metavar="PORT_FILE", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.echo_server:
+        asyncio.run(echo_server_main(args.echo_server))
+        return 0
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        repositories = {"on": tmp / "batching", "off": tmp / "no-batching"}
+        models = compile_models(repositories["on"], batching=True)
+        compile_models(repositories["off"], batching=False)
+        floor: dict[tuple[str, int], dict] = {}
+
+        echo = start_echo(tmp)
+        try:
+            for model in models:
+                request = asyncio.run(request_for_echo(model, tmp, repositories["on"]))
+                for c in args.concurrency:
+                    floor[(model, c)] = asyncio.run(measure(echo.url, request, c, args.duration, args.max_duration))
+                    rows.append((model, "echo (floor)", c, floor[(model, c)]))
+        finally:
+            echo.stop()
+
+        for mode, repository in repositories.items():
+            server = start_netspec(repository, args.device)
+            try:
+                for model in models:
+                    request = asyncio.run(request_for(server.url, model))
+                    for c in args.concurrency:
+                        rows.append((model, f"batching {mode}", c, asyncio.run(measure(server.url, request, c, args.duration, args.max_duration))))
+            finally:
+                server.stop()
+
+    print(f"\nnetspec serve on {args.device}; batch-1 requests; {args.duration:g} s per point; {os.cpu_count()} CPU cores\n")
+    header = f"{'model':<10} {'server':<14} {'conc':>4} {'infer/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'x floor thr':>11} {'x floor p50':>11}"
+    print(header)
+    print("-" * len(header))
+    for model, server, c, r in rows:
+        f = floor[(model, c)]
+        print(f"{model:<10} {server:<14} {c:>4} {r['throughput']:>9.0f} {r['p50']:>8.2f} {r['p99']:>8.2f} "
+              f"{r['throughput'] / f['throughput']:>11.2f} {r['p50'] / f['p50']:>11.2f}")
+    return 0
+
+
+async def request_for_echo(model: str, tmp: Path, repository: Path):
+    """The same request as for netspec, built without a running netspec: from config.pbtxt."""
+    from service.config import read_config
+    from service.datatypes import BY_CONFIG
+    from service.generated import grpc_service_pb2 as pb
+
+    config = read_config(repository / model / "config.pbtxt")
+    rng = np.random.default_rng(0)
+    request = pb.ModelInferRequest(model_name=model)
+    for i in config.input:
+        dtype = BY_CONFIG[_enum_name(i.data_type)]
+        shape = ([1] if config.max_batch_size > 0 else []) + [16 if d == -1 else d for d in i.dims]
+        np_type = NP_TYPES[dtype.kserve]
+        data = rng.integers(0, 2, shape) if np.issubdtype(np_type, np.integer) else rng.standard_normal(shape)
+        request.inputs.add(name=i.name, datatype=dtype.kserve, shape=shape)
+        request.raw_input_contents.append(data.astype(np_type).tobytes())
+    return request
+
+
+def _enum_name(value: int) -> str:
+    from service.generated import model_config_pb2
+
+    return model_config_pb2.DataType.Name(value)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
