@@ -250,7 +250,13 @@ class Expander:
         return len(repeat) if isinstance(repeat, list) else int(repeat)
 
     def _make_op(self, full, name, body, loc, scope, inputs, args, arg_locs) -> NodeSym:
-        op = body["op"]
+        # Like a block, the op may be chosen by an expression (`op: $act`), so
+        # a block can take its activation as a parameter (MobileNet v3, EfficientNet).
+        op = self._eval(body["op"], scope.env, body.loc_of("op"))
+        if not isinstance(op, str):
+            self.errors.error(f"'op' must name an op, got {op!r}", loc=body.loc_of("op"), node=full,
+                              trace=scope.trace)
+            op = str(op)
         if op not in OPS:
             close = get_close_matches(op, list(OPS), n=1)
             self.errors.error(f"unknown op '{op}'", loc=body.loc_of("op"), node=full, trace=scope.trace,
