@@ -85,7 +85,8 @@ def copy_weights(reference: torch.nn.Module, ours: torch.nn.Module) -> str:
     if len(theirs) != len(mine):
         raise SpecError(Diagnostic(
             f"the reference has {len(theirs)} tensors and the spec {len(mine)}: they cannot be matched",
-            hint="the spec and the reference differ in layers (compare 'netspec summary' with the reference)"))
+            hint="the spec and the reference differ in layers (compare 'netspec summary' with the reference); "
+                 "a spec with extra heads compares with only its main output kept: --outputs logits"))
     new = {}
     for (tk, tv), (mk, mv) in zip(theirs.items(), mine.items()):
         if tv.shape != mv.shape:
