@@ -160,6 +160,10 @@ class Repository:
             if served.in_flight == 0:
                 served._idle.set()
 
+    def in_flight(self) -> int:
+        """Calls using a model right now."""
+        return sum(v.in_flight for e in self.entries.values() for v in e.versions.values())
+
     # --- load / unload ----------------------------------------------------
 
     def _lock(self, name: str) -> asyncio.Lock:

@@ -101,7 +101,7 @@ async def serve(
         on_listening(host, bound)
 
     await stop.wait()
-    log.info("shutting down: finishing calls in flight (grace %.1f s)", grace_s)
+    log.info("shutting down: %d calls in flight, grace %.1f s", repository.in_flight(), grace_s)
     state.ready = False
     await health_servicer.enter_graceful_shutdown()
     await server.stop(grace_s)
