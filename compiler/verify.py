@@ -119,8 +119,26 @@ def first_tensor(out):
     return out[0]
 
 
+def randomize_norms(module: torch.nn.Module, seed: int = 0) -> None:
+    """Give batch norms random statistics and affine weights.  Freshly built,
+    they are the identity in eval mode (mean 0, variance 1, scale 1, shift 0),
+    so a spec that misplaced or left out a norm would still compare equal."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in module.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.running_mean is not None:
+                n = m.num_features
+                m.running_mean.copy_(torch.randn(n, generator=gen) * 0.1)
+                m.running_var.copy_(torch.rand(n, generator=gen) + 0.5)
+                if m.affine:
+                    m.weight.copy_(torch.rand(n, generator=gen) + 0.5)
+                    m.bias.copy_(torch.randn(n, generator=gen) * 0.1)
+
+
 def verify(model: Model, against: str, tolerance: float = 1e-5, reference: torch.nn.Module | None = None) -> Result:
-    reference = reference if reference is not None else build_reference(against)
+    if reference is None:
+        reference = build_reference(against)
+        randomize_norms(reference)
     reference.eval()
     model.module.eval()
     how = copy_weights(reference, model.module)
