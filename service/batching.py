@@ -78,17 +78,15 @@ class Scheduler:
         await self._task
         self._task = None
 
-    async def _next(self, timeout: float | None) -> _Pending | None:
+    async def _next(self) -> _Pending | None:
         if self._carry:
             return self._carry.popleft()
-        if timeout is None:
-            return await self._queue.get()
-        return await asyncio.wait_for(self._queue.get(), timeout)
+        return await self._queue.get()
 
     async def _loop(self) -> None:
         closing = False
         while not closing or self._carry:
-            first = await self._next(None)
+            first = await self._next()
             if first is None:
                 closing = True
                 continue

@@ -81,6 +81,9 @@ def run_serve(args: argparse.Namespace) -> int:
         return _fail(f"--port {args.port} is not a port number")
     if args.grace < 0:
         return _fail("--grace must be 0 or more")
+    for name in args.models or []:
+        if not (args.repository / name).is_dir():
+            return _fail(f"--model {name}: no such model in {args.repository}")
     import asyncio
     import logging
 

@@ -69,7 +69,7 @@ class ServedVersion:
         await self._idle.wait()
         await self.scheduler.close()
         self.executor.shutdown(wait=True)
-        del self.runtime
+        self.runtime.module = None  # the weights go with the last reference
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
 
@@ -176,14 +176,16 @@ class Repository:
             raise NotFound(f"model '{name}' is not in the repository {self.root}")
         async with self._lock(name):
             old = self.entries.get(name)
+            reloading = old is not None and old.state is State.READY
             entry = ModelEntry(name, State.LOADING, stats=old.stats if old else {})
-            self.entries[name] = entry
+            if not reloading:  # a reload keeps the old versions serving until the swap
+                self.entries[name] = entry
             try:
                 await asyncio.get_running_loop().run_in_executor(None, self._load_blocking, entry)
             except Exception as exc:  # noqa: BLE001 - any failure makes the model UNAVAILABLE
                 reason = str(exc) if isinstance(exc, ConfigError) else f"{type(exc).__name__}: {exc}"
-                if old is not None:
-                    self.entries[name] = old  # a failed reload keeps the old versions serving
+                await _release_all(entry)
+                if reloading:
                     raise Unavailable(f"reload of model '{name}' failed, previous versions keep serving: {reason}") from exc
                 entry.state, entry.reason = State.UNAVAILABLE, reason
                 log.error("model '%s' failed to load: %s", name, reason)
@@ -191,9 +193,10 @@ class Repository:
             for served in entry.versions.values():
                 served.scheduler.start()
             entry.state = State.READY
+            self.entries[name] = entry
             log.info("model '%s' ready, versions %s", name, ", ".join(sorted(entry.versions, key=int)))
-            if old is not None:
-                await self._release(old)
+            if reloading:
+                await _release_all(old)
 
     def _load_blocking(self, entry: ModelEntry) -> None:
         model_dir = self.root / entry.name
@@ -229,14 +232,10 @@ class Repository:
         async with self._lock(name):
             entry = self.entry(name)
             entry.state, entry.reason = State.UNLOADING, "unloading"
-            await self._release(entry)
+            await _release_all(entry)
             entry.versions = {}
             entry.state, entry.reason = State.UNAVAILABLE, "unloaded"
             log.info("model '%s' unloaded", name)
-
-    async def _release(self, entry: ModelEntry) -> None:
-        for served in list(entry.versions.values()):
-            await served.release()
 
     async def load_all(self, names: list[str] | None = None) -> dict[str, str]:
         """Load `names` (default: every model on disk); return {name: reason} of failures."""
@@ -251,9 +250,14 @@ class Repository:
     async def close(self) -> None:
         """Release every model, each after its in-flight calls."""
         for entry in list(self.entries.values()):
-            await self._release(entry)
+            await _release_all(entry)
             entry.versions = {}
             entry.state, entry.reason = State.UNAVAILABLE, "server shut down"
+
+
+async def _release_all(entry: ModelEntry) -> None:
+    for served in list(entry.versions.values()):
+        await served.release()
 
 
 def _check_against_config(runtime: Runtime, config, where: Path) -> None:

@@ -20,7 +20,7 @@ from grpc_reflection.v1alpha import reflection, reflection_pb2
 from service.generated import POOL
 from service.generated import grpc_service_pb2 as pb
 from service.generated import grpc_service_pb2_grpc as pb_grpc
-from service.repository import Repository
+from service.repository import Repository, default_loader
 from service.runtime import resolve_device
 from service.servicer import InferenceServicer, ServerState
 from service.status import ErrorInterceptor
@@ -75,19 +75,24 @@ async def serve(
     models: list[str] | None = None,
     grace_s: float = 30.0,
     on_listening=None,
+    stop: asyncio.Event | None = None,
+    loader=default_loader,
 ) -> int:
-    """Run until SIGTERM or SIGINT; returns the exit code."""
-    repository = Repository(repository_dir, device=resolve_device(device))
+    """Run until SIGTERM or SIGINT (or until `stop` is set, when given);
+    returns the exit code. `on_listening(host, port)` is called once the
+    models are loaded."""
+    repository = Repository(repository_dir, device=resolve_device(device), loader=loader)
     state = ServerState()
     health_servicer = health.aio.HealthServicer()
     for name in ("", SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
     server, bound = create_server(repository, host, port, state=state, health_servicer=health_servicer)
 
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    if stop is None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
 
     await server.start()
     log.info("device %s; loading models from %s", repository.device, repository_dir)
