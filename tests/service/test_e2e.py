@@ -145,7 +145,13 @@ def reference(repository: Path, name: str, arrays: dict[str, np.ndarray]) -> lis
     return [o.float().numpy() for o in (out if isinstance(out, tuple) else (out,))]
 
 
-def test_server_health_and_metadata(client, repository):
+def test_server_health_and_metadata(client, server, repository):
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    with grpc.insecure_channel(server.url) as channel:
+        status = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10).status
+    assert status == health_pb2.HealthCheckResponse.SERVING
     assert client.is_server_live() and client.is_server_ready()
     assert client.is_model_ready("lenet")
     meta = client.get_model_metadata("lenet")
@@ -158,6 +164,8 @@ def test_server_health_and_metadata(client, repository):
     assert server_meta.name == "netspec" and "model_repository" in server_meta.extensions
     index = client.get_model_repository_index()
     assert {m.name for m in index.models if m.state == "READY"} == set(models(repository))
+    stats = client.get_inference_statistics("lenet").model_stats
+    assert [(s.name, s.version) for s in stats] == [("lenet", "1")]
 
 
 def test_infer_every_compiled_model_matches_the_module(client, repository):

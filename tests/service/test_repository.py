@@ -92,3 +92,23 @@ def test_missing_config_and_versions(tmp_path):
         assert "no version directory" in failures["noversions"]
 
     run(body())
+
+
+def test_reload_keeps_serving_until_the_swap_and_a_failed_reload_keeps_the_old(tmp_path):
+    root = tmp_path / "models"
+    model_dir = write_model(root, "m", "twoheads")
+
+    async def body():
+        repository = Repository(root, device=torch.device("cpu"), loader=fake_loader)
+        await repository.load("m")
+        old = repository.get("m")
+        (model_dir / "1" / "kind").write_text("broken")
+        with pytest.raises(Unavailable, match="previous versions keep serving"):
+            await repository.load("m")
+        assert repository.get("m") is old  # still the old one, still READY
+        (model_dir / "1" / "kind").write_text("twoheads")
+        await repository.load("m")
+        assert repository.get("m") is not old and old.runtime.module is None  # swapped, old released
+        await repository.close()
+
+    run(body())
