@@ -5,27 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 import torchvision
 
 from compiler.api import analyze_file, compile_file
-from compiler.verify import verify
+from compiler.verify import randomize_norms, verify
 
 SPEC = Path(__file__).resolve().parents[1] / "specs" / "densenet.yaml"
 TORCHVISION = ["121", "169", "201", "161"]
-
-
-def randomize_batchnorm(model: torch.nn.Module, seed: int = 1) -> None:
-    """Fresh batch norm is the identity in eval mode; random statistics make
-    the comparison see every one of the 120-odd norms."""
-    gen = torch.Generator().manual_seed(seed)
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            n = m.num_features
-            m.running_mean.copy_(torch.randn(n, generator=gen) * 0.1)
-            m.running_var.copy_(torch.rand(n, generator=gen) + 0.5)
-            m.weight.data.copy_(torch.rand(n, generator=gen) + 0.5)
-            m.bias.data.copy_(torch.randn(n, generator=gen) * 0.1)
 
 
 def params(graph) -> int:
@@ -68,7 +54,7 @@ def test_channels_grow_by_k_per_layer_and_halve_in_transitions(depth):
 def test_verify_against_torchvision_121():
     model = compile_file(SPEC, "121")
     reference = torchvision.models.densenet121(weights=None)
-    randomize_batchnorm(reference)
+    randomize_norms(reference)
     result = verify(model, "torchvision:densenet121", reference=reference)
     assert result.ok and result.max_rel < 1e-5, result.as_dict()
 
@@ -77,7 +63,7 @@ def test_verify_against_torchvision_121():
 def test_verify_against_torchvision_deeper(depth):
     model = compile_file(SPEC, depth)
     reference = getattr(torchvision.models, f"densenet{depth}")(weights=None)
-    randomize_batchnorm(reference, seed=int(depth))
+    randomize_norms(reference, seed=int(depth))
     result = verify(model, f"torchvision:densenet{depth}", reference=reference)
     assert result.ok, result.as_dict()
 

@@ -11,7 +11,7 @@ import torchvision
 from compiler.api import analyze_file, compile_file
 from compiler.cli import main
 from compiler.report import block_rows
-from compiler.verify import verify
+from compiler.verify import randomize_norms, verify
 
 SPEC = Path(__file__).resolve().parents[1] / "specs" / "googlenet.yaml"
 
@@ -129,22 +129,11 @@ def test_unknown_output_is_one_line_error(capsys):
     assert "unknown output 'aux3'" in err and "logits, aux1, aux2" in err
 
 
-def randomize_batchnorm(model: torch.nn.Module, seed: int = 1) -> None:
-    gen = torch.Generator().manual_seed(seed)
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            n = m.num_features
-            m.running_mean.copy_(torch.randn(n, generator=gen) * 0.1)
-            m.running_var.copy_(torch.rand(n, generator=gen) + 0.5)
-            m.weight.data.copy_(torch.rand(n, generator=gen) + 0.5)
-            m.bias.data.copy_(torch.randn(n, generator=gen) * 0.1)
-
-
 def test_verify_against_torchvision():
     model = compile_file(SPEC, "torchvision", outputs=["logits"])
     reference = torchvision.models.googlenet(weights=None, aux_logits=False, init_weights=False,
                                              transform_input=False)
-    randomize_batchnorm(reference)
+    randomize_norms(reference)
     result = verify(model, "torchvision:googlenet", reference=reference)
     assert result.ok and result.max_rel < 1e-5, result.as_dict()
 
@@ -153,7 +142,7 @@ def test_auxiliary_heads_equal_torchvisions():
     ours = compile_file(SPEC, "torchvision")
     reference = torchvision.models.googlenet(weights=None, aux_logits=True, init_weights=False,
                                              transform_input=False)
-    randomize_batchnorm(reference)
+    randomize_norms(reference)
     # torchvision registers aux1, aux2 before fc; ours computes fc first.
     theirs = reference.state_dict()
     order = [k for k in theirs if not k.startswith(("aux", "fc."))] + \

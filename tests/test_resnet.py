@@ -11,26 +11,13 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from compiler.api import analyze_file, compile_file
 from compiler.cli import main
-from compiler.verify import verify
+from compiler.verify import randomize_norms, verify
 
 SPEC = Path(__file__).resolve().parents[1] / "specs" / "resnet.yaml"
 DEPTHS = ["18", "34", "50", "101", "152"]
 
 # Table 1, the FLOPs row (multiply-adds), in units of 10^9 as printed.
 PAPER_FLOPS = {"18": 1.8, "34": 3.6, "50-paper": 3.8, "101-paper": 7.6, "152-paper": 11.3}
-
-
-def randomize_batchnorm(model: torch.nn.Module, seed: int = 1) -> None:
-    """Freshly built batch norm is the identity in eval mode (mean 0, var 1,
-    weight 1, bias 0); random statistics make the comparison see it."""
-    gen = torch.Generator().manual_seed(seed)
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            n = m.num_features
-            m.running_mean.copy_(torch.randn(n, generator=gen) * 0.1)
-            m.running_var.copy_(torch.rand(n, generator=gen) + 0.5)
-            m.weight.data.copy_(torch.rand(n, generator=gen) + 0.5)
-            m.bias.data.copy_(torch.randn(n, generator=gen) * 0.1)
 
 
 def reference_macs(model: torch.nn.Module, size: int = 224) -> int:
@@ -102,7 +89,7 @@ def test_projection_only_where_the_shape_changes(depth):
 def test_verify_against_torchvision(depth):
     model = compile_file(SPEC, depth)
     reference = getattr(torchvision.models, f"resnet{depth}")(weights=None)
-    randomize_batchnorm(reference)
+    randomize_norms(reference)
     result = verify(model, f"torchvision:resnet{depth}", reference=reference)
     assert result.ok, result.as_dict()
     assert result.max_rel < 1e-5
@@ -112,7 +99,7 @@ def test_paper_placement_differs_from_torchvision():
     # Same weights, different computation: verify must notice.
     model = compile_file(SPEC, "50-paper")
     reference = torchvision.models.resnet50(weights=None)
-    randomize_batchnorm(reference)
+    randomize_norms(reference)
     result = verify(model, "torchvision:resnet50", reference=reference)
     assert not result.ok
 
