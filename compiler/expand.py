@@ -178,6 +178,11 @@ class Expander:
             items, count = repeat, len(repeat)
         else:
             count = repeat
+        if count == 0 and "when" in body and self._switched_off(body, scope):
+            # A node switched off may repeat an empty list (a variant without
+            # those layers): it is absent, like any node whose `when` is false.
+            scope.symbols[local] = DisabledSym(body.loc_of("when"), str(body["when"]))
+            return prev
         if count is not None and count < 1:
             self.errors.error(f"repeat must be at least 1, got {count}", loc=body.loc_of("repeat"),
                               node=scope.prefix + local)
@@ -205,6 +210,12 @@ class Expander:
                 last_out = out
         scope.symbols[local] = GroupSym(reps)
         return Ref(scope, local, loc) if last_out is not None else prev
+
+    def _switched_off(self, body: Map, scope: Scope) -> bool:
+        try:
+            return not evaluate(body["when"], scope.env)
+        except RuleError:  # the condition needs $i or $item: the repeat count must stand
+            return False
 
     def _expand_one(self, name: str, body: Map, loc: Loc, scope: Scope, inputs: list[Ref],
                     extra_env: dict, rep: int | None) -> tuple[Any, Ref | None]:

@@ -1,0 +1,116 @@
+"""Ops that rearrange or select channels: ShuffleNet's channel shuffle, and
+the channel split of ShuffleNet v2, CSPNet and GhostNet as `chunk` (equal
+parts, like torch.chunk) or `slice` (a range).  Both select one part, so a
+split into two is two nodes that read the same input."""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+
+from ..errors import RuleError
+from ..ir import TensorInfo
+from .base import FunctionCall, Op, Params, expect_rank, known, register
+
+
+def _axis(dim: int, x: TensorInfo) -> int:
+    rank = len(x.shape)
+    if not -rank <= dim < rank:
+        raise RuleError(f"dim {dim} is out of range for input {x}")
+    return dim % rank
+
+
+def _narrowed(x: TensorInfo, dim: int, length: int) -> TensorInfo:
+    return TensorInfo(x.shape[:dim] + (length,) + x.shape[dim + 1:], x.dtype)
+
+
+class ShuffleParams(Params):
+    groups: int
+
+
+@register
+class ChannelShuffle(Op):
+    name = "channel_shuffle"
+    Params = ShuffleParams
+    doc = "Interleave the channels of `groups` groups (ShuffleNet): [g, C/g] -> [C/g, g]."
+
+    def infer(self, p, inputs):
+        (x,) = inputs
+        expect_rank(x, 4, "[N, C, H, W]")
+        c = known(x.shape[1], "the channel count")
+        if p.groups < 1 or c % p.groups:
+            raise RuleError(f"groups={p.groups} must be positive and divide the channels ({c})")
+        return x
+
+    def lower(self, p, inputs, out):
+        return FunctionCall(torch.channel_shuffle, (p.groups,))
+
+
+class ChunkParams(Params):
+    chunks: int
+    index: int
+    dim: int = 1
+
+
+@register
+class Chunk(Op):
+    name = "chunk"
+    Params = ChunkParams
+    doc = "Part `index` of `chunks` equal parts along `dim` (torch.chunk(x, chunks, dim)[index])."
+
+    def infer(self, p, inputs):
+        (x,) = inputs
+        dim = _axis(p.dim, x)
+        size = known(x.shape[dim], f"dimension {dim}")
+        if p.chunks < 1:
+            raise RuleError(f"chunks must be positive, got {p.chunks}")
+        start, length = self._range(p, size)
+        if not 0 <= p.index < p.chunks or length < 1:
+            raise RuleError(f"index {p.index} is not a part of {size} split into {p.chunks} chunks",
+                            hint=f"torch.chunk makes parts of {-(-size // p.chunks)}; use an index from 0")
+        return _narrowed(x, dim, length)
+
+    @staticmethod
+    def _range(p, size: int) -> tuple[int, int]:
+        part = -(-size // p.chunks)  # torch.chunk: parts of ceil(size / chunks), the last smaller
+        start = p.index * part
+        return start, max(0, min(part, size - start))
+
+    def lower(self, p, inputs, out):
+        dim = _axis(p.dim, inputs[0])
+        start, length = self._range(p, inputs[0].shape[dim])
+        return FunctionCall(torch.narrow, (p.dim, start, length))
+
+
+class SliceParams(Params):
+    start: int = 0
+    end: Optional[int] = None  # exclusive; None: to the end; negative: from the end
+    dim: int = 1
+
+
+@register
+class Slice(Op):
+    name = "slice"
+    Params = SliceParams
+    doc = "The range start:end along `dim` (x[:, start:end] for dim 1); negative counts from the end."
+
+    def infer(self, p, inputs):
+        (x,) = inputs
+        dim = _axis(p.dim, x)
+        size = known(x.shape[dim], f"dimension {dim}")
+        start, end = self._bounds(p, size)
+        if not 0 <= start < end <= size:
+            raise RuleError(f"range {p.start}:{p.end} selects nothing of dimension {dim} (size {size})"
+                            if start >= end else f"range {p.start}:{p.end} is outside dimension {dim} (size {size})",
+                            hint=f"use 0 <= start < end <= {size}")
+        return _narrowed(x, dim, end - start)
+
+    @staticmethod
+    def _bounds(p, size: int) -> tuple[int, int]:
+        start = p.start + size if p.start < 0 else p.start
+        end = size if p.end is None else p.end + size if p.end < 0 else p.end
+        return start, end
+
+    def lower(self, p, inputs, out):
+        start, end = self._bounds(p, inputs[0].shape[_axis(p.dim, inputs[0])])
+        return FunctionCall(torch.narrow, (p.dim, start, end - start))
