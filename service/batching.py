@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import logging
 import time
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -19,6 +20,8 @@ from dataclasses import dataclass, field
 import torch
 
 from service.runtime import Runtime, Timings
+
+log = logging.getLogger("netspec.serve")
 
 
 @dataclass
@@ -92,8 +95,14 @@ class Scheduler:
                 continue
             group = [first]
             if self.batching:
-                closing = await self._gather(group)
-            await self._execute([p for p in group if not p.future.cancelled()])
+                closing = await self._gather(group) or closing
+            try:
+                await self._execute([p for p in group if not p.future.cancelled()])
+            except Exception:  # noqa: BLE001 - a bug here must not stop the model's queue
+                log.exception("scheduler of model '%s' failed on a batch", self.runtime.name)
+                for p in group:
+                    if not p.future.done():
+                        p.future.set_exception(RuntimeError("scheduler failure"))
 
     async def _gather(self, group: list[_Pending]) -> bool:
         """Add compatible requests to `group` until it is full or the delay
@@ -114,7 +123,7 @@ class Scheduler:
                     break
                 try:
                     nxt = await asyncio.wait_for(self._queue.get(), remaining)
-                except TimeoutError:
+                except asyncio.TimeoutError:  # TimeoutError's alias from Python 3.11
                     break
             if nxt is None:
                 closing = True
