@@ -12,8 +12,6 @@ from service.errors import ConfigError
 from service.generated import model_config_pb2
 
 PRECISIONS = ("fp32", "fp16", "bf16")
-# Used when config.pbtxt has dynamic_batching without max_queue_delay_microseconds.
-DEFAULT_MAX_QUEUE_DELAY_US = 500
 
 
 @dataclass(frozen=True)
@@ -51,7 +49,9 @@ def settings_of(config: model_config_pb2.ModelConfig) -> ModelSettings:
     if config.max_batch_size < 0:
         raise ConfigError(f"model '{config.name}': max_batch_size is {config.max_batch_size}; expected 0 or more")
     batching = config.HasField("dynamic_batching") and config.max_batch_size > 0
-    delay_us = config.dynamic_batching.max_queue_delay_microseconds or DEFAULT_MAX_QUEUE_DELAY_US
+    # As in Triton, an unset (0) delay means no waiting: a batch is what has
+    # queued up while the model was busy with the previous one.
+    delay_us = config.dynamic_batching.max_queue_delay_microseconds
     return ModelSettings(
         name=config.name,
         max_batch_size=config.max_batch_size,

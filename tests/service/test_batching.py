@@ -119,3 +119,16 @@ def test_an_execution_error_reaches_every_request_of_the_batch():
         await scheduler2.close()
 
     run(body())
+
+
+def test_zero_delay_batches_what_queued_while_the_model_was_busy():
+    model = recording_model()
+
+    async def body():
+        scheduler = scheduler_for(model, delay_s=0.0)
+        await asyncio.gather(*[scheduler.submit([torch.zeros(1, 2)], 1) for _ in range(6)])
+        await scheduler.close()
+
+    run(body())
+    # All six are queued before the loop first runs: one execution, no waiting needed.
+    assert model.module.batches == [6]

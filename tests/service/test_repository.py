@@ -15,7 +15,9 @@ from service.runtime import Runtime
 def test_settings_from_config():
     config = parse_config('name: "m" max_batch_size: 16 dynamic_batching { }')
     s = settings_of(config)
-    assert s.dynamic_batching and s.max_batch_size == 16 and s.max_queue_delay_s == 500e-6 and s.precision == "fp32"
+    assert s.dynamic_batching and s.max_batch_size == 16 and s.max_queue_delay_s == 0 and s.precision == "fp32"
+    s = settings_of(parse_config('name: "m" max_batch_size: 4 dynamic_batching { max_queue_delay_microseconds: 250 }'))
+    assert s.max_queue_delay_s == 250e-6
     s = settings_of(parse_config('name: "m" max_batch_size: 0 dynamic_batching { }'))
     assert not s.dynamic_batching  # no batch dimension, nothing to batch
     with pytest.raises(ConfigError, match="precision is 'fp8'"):
