@@ -6,19 +6,16 @@ exceptions and mapped to status codes by service.status.
 from __future__ import annotations
 
 import asyncio
-import logging
 
 from service import __version__
 from service.codec import encode_raw
 from service.datatypes import BY_KSERVE
-from service.errors import InvalidInput, ServiceError, Unavailable, Unsupported
+from service.errors import InvalidInput, ServiceError, Unsupported
 from service.generated import grpc_service_pb2 as pb
 from service.generated import grpc_service_pb2_grpc as pb_grpc
 from service.inference import Inference, InferRequest, InferResponse, InputTensor
 from service.repository import Repository, State
 from service.status import status_for
-
-log = logging.getLogger("netspec.serve")
 
 SERVER_NAME = "netspec"
 # The KServe v2 extensions this server really implements.
