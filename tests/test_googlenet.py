@@ -163,3 +163,14 @@ def test_auxiliary_heads_equal_torchvisions():
         expected_aux1, expected_aux2 = reference.aux1(features["4a"]), reference.aux2(features["4d"])
     for got, want in ((logits, expected), (aux1, expected_aux1), (aux2, expected_aux2)):
         assert (got - want).abs().max() <= 1e-5 * want.abs().max()
+
+
+def test_compile_with_outputs_stores_only_those(tmp_path):
+    from compiler.artifact import load_version
+    assert main(["compile", str(SPEC), "--variant", "torchvision", "--outputs", "logits",
+                 "--repository", str(tmp_path), "--quiet"]) == 0
+    config = (tmp_path / "googlenet" / "config.pbtxt").read_text()
+    assert 'name: "logits"' in config and "aux1" not in config
+    stored = load_version(tmp_path / "googlenet" / "1")
+    assert list(stored.outputs) == ["logits"]
+    assert sum(p.numel() for p in stored.module.parameters()) == 6_624_904  # torchvision, aux_logits=False
