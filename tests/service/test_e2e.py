@@ -350,9 +350,19 @@ def test_infer_command(server, tmp_path, repository):
     assert down.returncode == 2 and "Traceback" not in down.stderr and "127.0.0.1:1" in down.stderr
 
 
-def test_serve_command_argument_errors(tmp_path):
-    done = netspec("serve", "--repository", str(tmp_path / "missing"), timeout=60)
-    assert done.returncode == 2 and "Traceback" not in done.stderr and "missing" in done.stderr
+def test_command_argument_errors(tmp_path, repository):
+    cases = [
+        (("serve", "--repository", str(tmp_path / "missing")), "missing"),
+        (("serve", "--repository", str(repository), "--model", "ghost"), "ghost"),
+        (("serve", "--repository", str(repository), "--port", "70000"), "70000"),
+        (("infer", "lenet", "--input", "image"), "NAME=FILE.npy"),
+    ]
+    (tmp_path / "bad.npy").write_bytes(b"not numpy")
+    cases.append((("infer", "lenet", "--input", f"image={tmp_path / 'bad.npy'}"), "bad.npy"))
+    for args, word in cases:
+        done = netspec(*args, timeout=60)
+        assert done.returncode == 2, (args, done.stderr)
+        assert "Traceback" not in done.stderr and word in done.stderr and len(done.stderr.splitlines()) == 1, done.stderr
 
 
 def _perf_analyzer_env() -> dict:
