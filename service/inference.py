@@ -7,6 +7,7 @@ nothing here knows about gRPC.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 
@@ -15,6 +16,10 @@ import torch
 from service import codec, datatypes
 from service.errors import InvalidInput
 from service.repository import Repository
+
+
+# Requests with more raw input bytes than this are decoded off the event loop.
+OFFLOAD_BYTES = 1 << 20
 
 
 @dataclass
@@ -59,7 +64,12 @@ class Inference:
             start = time.perf_counter_ns()
             try:
                 runtime = served.runtime
-                tensors, batch = self._decode(runtime, request)
+                if sum(len(t.raw or b"") for t in request.inputs) > OFFLOAD_BYTES:
+                    # Copying large payloads would stall every other call on the event loop.
+                    loop = asyncio.get_running_loop()
+                    tensors, batch = await loop.run_in_executor(None, self._decode, runtime, request)
+                else:
+                    tensors, batch = self._decode(runtime, request)
                 runtime.check_outputs(request.outputs)
                 result = await served.scheduler.submit(tensors, batch)
             except BaseException:
