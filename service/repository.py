@@ -124,10 +124,18 @@ class Repository:
 
     # --- lookup -----------------------------------------------------------
 
+    def _model_dir(self, name: str) -> Path | None:
+        """The directory of model `name`, or None. A name is one plain path
+        component: it never reaches outside the repository."""
+        if not name or name in (".", "..") or "/" in name or "\\" in name or name.startswith("."):
+            return None
+        path = self.root / name
+        return path if path.is_dir() else None
+
     def entry(self, name: str) -> ModelEntry:
         entry = self.entries.get(name)
         if entry is None:
-            if (self.root / name).is_dir():
+            if self._model_dir(name) is not None:
                 raise Unavailable(f"model '{name}' is not loaded")
             raise NotFound(f"model '{name}' is not in the repository")
         return entry
@@ -172,7 +180,7 @@ class Repository:
     async def load(self, name: str) -> None:
         """Load (or reload) `name`. On failure the model is UNAVAILABLE with the
         reason, and Unavailable is raised; other models are untouched."""
-        if not (self.root / name).is_dir():
+        if self._model_dir(name) is None:
             raise NotFound(f"model '{name}' is not in the repository {self.root}")
         async with self._lock(name):
             old = self.entries.get(name)

@@ -114,3 +114,19 @@ def test_reload_keeps_serving_until_the_swap_and_a_failed_reload_keeps_the_old(t
         await repository.close()
 
     run(body())
+
+
+def test_model_names_never_leave_the_repository(tmp_path):
+    root = tmp_path / "models"
+    write_model(root, "m", "twoheads")
+    write_model(tmp_path, "outside", "twoheads")
+
+    async def body():
+        repository = Repository(root, device=torch.device("cpu"), loader=fake_loader)
+        for name in ("../outside", "..", ".", "", "m/1", "/etc"):
+            with pytest.raises(NotFound):
+                await repository.load(name)
+        await repository.load("m")
+        await repository.close()
+
+    run(body())
