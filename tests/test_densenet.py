@@ -74,3 +74,13 @@ def test_a_wrong_growth_rate_is_caught():
     model = compile_file(SPEC, "161")
     with pytest.raises(SpecError):
         verify(model, "torchvision:densenet121")
+
+
+def test_derived_widths_follow_the_variant():
+    # t1..t3 are computed from growth, init and layers after the variant set
+    # them: densenet161's k = 48 and 96 stem channels give 192, 384, 1056.
+    graph = analyze_file(SPEC, "161")
+    reference = torchvision.models.densenet161(weights=None)
+    for i in (1, 2, 3):
+        ours = graph.nodes[f"transition{i}.conv"].attrs.out_channels
+        assert ours == getattr(reference.features, f"transition{i}").conv.out_channels

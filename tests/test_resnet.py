@@ -109,8 +109,23 @@ def test_verify_command(capsys):
     assert "ok" in capsys.readouterr().out
 
 
-def test_unknown_block_kind_is_reported(tmp_path):
+def test_unknown_block_kind_is_reported(tmp_path, capsys):
+    # `block: $unit` is evaluated; a misspelt kind is an unknown block at the
+    # stage that names it, with the close match as a hint.
     text = SPEC.read_text().replace("unit: basic ", "unit: basik ")
+    assert text != SPEC.read_text()
     bad = tmp_path / "resnet.yaml"
     bad.write_text(text)
     assert main(["check", str(bad), "--variant", "18"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown block 'basik'" in err and "did you mean 'basic'?" in err and "layer1" in err
+
+
+def test_missing_projection_is_a_shape_error(tmp_path, capsys):
+    text = SPEC.read_text().replace("overrides: {0: {stride: 2, project: true}}}", "overrides: {0: {stride: 2}}}", 1)
+    assert text != SPEC.read_text()
+    bad = tmp_path / "resnet.yaml"
+    bad.write_text(text)
+    assert main(["check", str(bad), "--variant", "18"]) == 2
+    err = capsys.readouterr().err
+    assert "layer2.0.add" in err and "input shapes differ" in err and "project the shortcut" in err
