@@ -1,13 +1,17 @@
 #!/bin/sh
 # Graphviz's `dot`, which `netspec graph` uses to render .svg and .png
-# (tests/test_graph_render.py). Idempotent; run as root on Debian.
+# (tests/test_graph_render.py). Idempotent; Debian, as root (or with sudo).
 set -eu
 if command -v dot >/dev/null 2>&1; then
     exit 0
 fi
+SUDO=""
+if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then
+    SUDO="sudo"
+fi
 export DEBIAN_FRONTEND=noninteractive
-apt-get install -y --no-install-recommends graphviz || {
-    apt-get update
-    apt-get install -y --no-install-recommends graphviz
+$SUDO apt-get install -y --no-install-recommends graphviz || {
+    $SUDO apt-get update
+    $SUDO apt-get install -y --no-install-recommends graphviz
 }
 dot -V
