@@ -44,7 +44,7 @@ def test_macs_equal_torchvisions_flop_count(depth):
 
 
 def test_documented_parameter_counts():
-    # The numbers the issue and torchvision's model docs give.
+    # The totals torchvision's model documentation gives.
     expected = {"18": 11_689_512, "34": 21_797_672, "50": 25_557_032, "101": 44_549_160, "152": 60_192_808}
     for depth, count in expected.items():
         graph = analyze_file(SPEC, depth)
