@@ -1,7 +1,14 @@
 """The per-model scheduler: requests queue here and run on the model's worker
-thread, one execution at a time. With dynamic batching, concurrent requests
-are gathered into one execution (up to max_batch_size samples, waiting at most
-max_queue_delay for the batch to fill), run once and split back.
+thread, one execution at a time.
+
+With dynamic batching the policy is work-conserving: a request that finds the
+model idle runs at once, alone (nobody else is being served, so waiting could
+only add latency); requests that arrive while the model is busy queue up, and
+when it frees they run together as one execution (up to max_batch_size
+samples), split back afterwards. The batch size thus follows the load: 1 when
+requests come one at a time, larger as they come faster than the model
+serves them. No request is ever held on a timer, so max_queue_delay is not
+used here (docs/serving.md compares this with Triton's batcher).
 
 Requests are only batched together when every input has the same shape past
 the batch dimension (and so the same dtype, which the model fixes); others
@@ -50,14 +57,12 @@ class Scheduler:
         executor: Executor,
         *,
         dynamic_batching: bool,
-        max_queue_delay_s: float,
         on_execution=None,
     ):
         self.runtime = runtime
         self.executor = executor
         self.batching = dynamic_batching and runtime.batchable
         self.max_batch = runtime.max_batch_size if self.batching else 0
-        self.max_delay_s = max_queue_delay_s
         self.on_execution = on_execution  # callback(batch_size, Timings)
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._carry: collections.deque[_Pending] = collections.deque()
@@ -89,14 +94,15 @@ class Scheduler:
     async def _loop(self) -> None:
         closing = False
         while not closing or self._carry:
-            first = await self._next()
+            first = await self._next()  # the model is idle: the first request to come runs at once
             if first is None:
                 closing = True
                 continue
             group = [first]
             if self.batching:
-                closing = await self._gather(group) or closing
+                closing = self._gather(group) or closing
             try:
+                # The model is busy: requests arriving now queue for the next execution.
                 await self._execute([p for p in group if not p.future.cancelled()])
             except Exception:  # noqa: BLE001 - a bug here must not stop the model's queue
                 log.exception("scheduler of model '%s' failed on a batch", self.runtime.name)
@@ -104,27 +110,15 @@ class Scheduler:
                     if not p.future.done():
                         p.future.set_exception(RuntimeError("scheduler failure"))
 
-    async def _gather(self, group: list[_Pending]) -> bool:
-        """Add compatible requests to `group` until it is full or the delay
-        passes; returns True if the close marker was seen."""
+    def _gather(self, group: list[_Pending]) -> bool:
+        """Add the compatible requests already queued to `group`, up to
+        max_batch_size samples, without waiting for more; returns True if the
+        close marker was seen."""
         size = group[0].batch
-        deadline = group[0].enqueued_ns / 1e9 + self.max_delay_s
         skipped = []
         closing = False
-        while size < self.max_batch:
-            # Requests already waiting are taken even past the deadline.
-            if self._carry:
-                nxt = self._carry.popleft()
-            elif not self._queue.empty():
-                nxt = self._queue.get_nowait()
-            else:
-                remaining = deadline - time.perf_counter_ns() / 1e9
-                if remaining <= 0:
-                    break
-                try:
-                    nxt = await asyncio.wait_for(self._queue.get(), remaining)
-                except asyncio.TimeoutError:  # TimeoutError's alias from Python 3.11
-                    break
+        while size < self.max_batch and (self._carry or not self._queue.empty()):
+            nxt = self._carry.popleft() if self._carry else self._queue.get_nowait()
             if nxt is None:
                 closing = True
                 break

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import torch
@@ -24,9 +25,26 @@ class Recording(torch.nn.Module):
         return x + 1
 
 
-def scheduler_for(model, *, max_batch_size=8, batching=True, delay_s=0.05):
+class Gated(Recording):
+    """Records the batch size, then blocks until the test opens the gate: the
+    test decides how long the model stays busy."""
+
+    def __init__(self):
+        super().__init__()
+        self.started = threading.Semaphore(0)  # released once per execution
+        self.gate = threading.Event()
+
+    def forward(self, x):
+        self.batches.append(x.shape[0])
+        self.started.release()
+        if not self.gate.wait(10):
+            raise RuntimeError("the test never opened the gate")
+        return x + 1
+
+
+def scheduler_for(model, *, max_batch_size=8, batching=True):
     runtime = Runtime(model, device=torch.device("cpu"), max_batch_size=max_batch_size)
-    return Scheduler(runtime, ThreadPoolExecutor(1), dynamic_batching=batching, max_queue_delay_s=delay_s)
+    return Scheduler(runtime, ThreadPoolExecutor(1), dynamic_batching=batching)
 
 
 def recording_model():
@@ -121,14 +139,41 @@ def test_an_execution_error_reaches_every_request_of_the_batch():
     run(body())
 
 
-def test_zero_delay_batches_what_queued_while_the_model_was_busy():
+def test_all_requests_queued_before_the_first_execution_run_as_one_batch():
     model = recording_model()
 
     async def body():
-        scheduler = scheduler_for(model, delay_s=0.0)
+        scheduler = scheduler_for(model)
         await asyncio.gather(*[scheduler.submit([torch.zeros(1, 2)], 1) for _ in range(6)])
         await scheduler.close()
 
     run(body())
-    # All six are queued before the loop first runs: one execution, no waiting needed.
+    # All six are queued before the scheduler first runs: one execution.
     assert model.module.batches == [6]
+
+
+def test_idle_model_runs_a_request_at_once_and_batches_those_that_arrive_while_busy():
+    model = FakeModel("gated", Gated(), {"x": Info(("N", 2))}, {"y": Info(("N", 2))})
+    gated = model.module
+
+    async def body():
+        scheduler = scheduler_for(model)
+        # Idle model: the lone request is dispatched without waiting for company,
+        # so requests sent a little later cannot join it.
+        first = asyncio.create_task(scheduler.submit([torch.zeros(1, 2)], 1))
+        await asyncio.sleep(0.01)
+        # Busy model (the first request holds it): these queue up, and must
+        # all run together once it frees.
+        xs = [torch.full((1 + k % 2, 2), float(k)) for k in range(1, 5)]  # 6 samples
+        rest = [asyncio.create_task(scheduler.submit([x], x.shape[0])) for x in xs]
+        assert await asyncio.to_thread(gated.started.acquire, True, 5), "the model did not start"
+        await asyncio.sleep(0.05)  # let every submit reach the queue
+        assert gated.batches == [1]
+        gated.gate.set()
+        results = await asyncio.gather(first, *rest)
+        await scheduler.close()
+        for x, result in zip([torch.zeros(1, 2)] + xs, results):
+            assert torch.equal(result.outputs[0], x + 1)
+
+    run(body())
+    assert gated.batches == [1, 6]
