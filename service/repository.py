@@ -58,7 +58,6 @@ class ServedVersion:
     scheduler: Scheduler
     executor: ThreadPoolExecutor
     stats: ModelStats
-    owns_executor: bool = True  # False for the repository's shared CPU worker
     in_flight: int = 0
     _idle: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -69,8 +68,7 @@ class ServedVersion:
         """Wait for the calls using this version, then free it."""
         await self._idle.wait()
         await self.scheduler.close()
-        if self.owns_executor:
-            self.executor.shutdown(wait=True)
+        self.executor.shutdown(wait=True)
         self.runtime.module = None  # the weights go with the last reference
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
@@ -104,14 +102,6 @@ class Repository:
         self.loader = loader
         self.entries: dict[str, ModelEntry] = {}
         self._locks: dict[str, asyncio.Lock] = {}
-        # On CPU every model runs on this one thread. Torch's CPU ops run on an
-        # OpenMP team of threads per calling thread; once two threads have run
-        # torch ops, the teams outnumber the cores and every parallel op waits
-        # for its threads to wake (measured on 2 cores: lenet's forward takes
-        # 0.19 ms alone, 0.6 ms once a second thread has run it). One model
-        # already uses every core, so models running side by side gain nothing.
-        self._cpu_worker = (ThreadPoolExecutor(max_workers=1, thread_name_prefix="netspec-cpu")
-                            if device.type == "cpu" else None)
 
     # --- discovery --------------------------------------------------------
 
@@ -199,7 +189,7 @@ class Repository:
             if not reloading:  # a reload keeps the old versions serving until the swap
                 self.entries[name] = entry
             try:
-                await _on_own_thread(self._load_blocking, entry)
+                await asyncio.get_running_loop().run_in_executor(None, self._load_blocking, entry)
             except Exception as exc:  # noqa: BLE001 - any failure makes the model UNAVAILABLE
                 reason = str(exc) if isinstance(exc, ConfigError) else f"{type(exc).__name__}: {exc}"
                 await _release_all(entry)
@@ -235,15 +225,14 @@ class Repository:
             runtime = Runtime(model, device=self.device, precision=settings.precision, max_batch_size=settings.max_batch_size)
             _check_against_config(runtime, entry.config, model_dir / str(v))
             stats = entry.stats.setdefault(str(v), ModelStats())
-            executor = self._cpu_worker or ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"netspec-{entry.name}-{v}")
+            executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"netspec-{entry.name}-{v}")
             scheduler = Scheduler(
                 runtime,
                 executor,
                 dynamic_batching=settings.dynamic_batching,
                 on_execution=stats.record_execution,
             )
-            entry.versions[str(v)] = ServedVersion(entry.name, str(v), runtime, scheduler, executor, stats,
-                                                   owns_executor=executor is not self._cpu_worker)
+            entry.versions[str(v)] = ServedVersion(entry.name, str(v), runtime, scheduler, executor, stats)
 
     async def unload(self, name: str) -> None:
         """Stop serving `name`; calls already running finish first."""
@@ -271,18 +260,6 @@ class Repository:
             await _release_all(entry)
             entry.versions = {}
             entry.state, entry.reason = State.UNAVAILABLE, "server shut down"
-        if self._cpu_worker is not None:
-            self._cpu_worker.shutdown(wait=True)
-
-
-async def _on_own_thread(fn, *args):
-    """fn(*args) on a thread that ends with it, taking along the OpenMP team
-    that loading made (see Repository.__init__)."""
-    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="netspec-load")
-    try:
-        return await asyncio.get_running_loop().run_in_executor(executor, fn, *args)
-    finally:
-        executor.shutdown(wait=False)
 
 
 async def _release_all(entry: ModelEntry) -> None:

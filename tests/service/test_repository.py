@@ -130,22 +130,3 @@ def test_model_names_never_leave_the_repository(tmp_path):
         await repository.close()
 
     run(body())
-
-
-def test_cpu_models_share_one_worker_and_unloading_one_leaves_the_others_serving(tmp_path):
-    root = tmp_path / "models"
-    write_model(root, "a", "twoheads")
-    write_model(root, "b", "twoheads", versions=(1, 2), extra="version_policy { all { } }\n")
-
-    async def body():
-        repository = Repository(root, device=torch.device("cpu"), loader=fake_loader)
-        await repository.load_all()
-        executors = {repository.get(n, v).executor for n, v in (("a", ""), ("b", "1"), ("b", "2"))}
-        assert len(executors) == 1
-        await repository.unload("a")
-        await repository.load("b")  # a reload releases b's old versions
-        result = await repository.get("b").scheduler.submit([torch.ones(2, 4)], 2)
-        torch.testing.assert_close(result.outputs[1], torch.full((2, 1), 4.0))
-        await repository.close()
-
-    run(body())
