@@ -4,7 +4,8 @@ A string that starts with `$` is an expression and evaluates to a value of any
 type (`$layers[1]`, `$c * 4`).  A string holding `${...}` is a template and
 evaluates to a string (`"inception${name}"`).  Other strings are literals.
 Expressions are a small, safe subset of Python: literals, names of parameters,
-arithmetic, comparisons, `a if c else b`, indexing, and the functions below.
+arithmetic, comparisons, `a if c else b`, indexing, list comprehensions
+(`[ceil(n * depth) for n in layers]`), and the functions below.
 """
 from __future__ import annotations
 
@@ -164,6 +165,20 @@ class _Eval(ast.NodeVisitor):
         return [self.visit(e) for e in node.elts]
 
     visit_Tuple = visit_List
+
+    def visit_ListComp(self, node):
+        # `[ceil(n * depth) for n in layers]`: one `for` over a list, with
+        # optional `if`s; the loop name is local to the comprehension.
+        if len(node.generators) != 1 or node.generators[0].is_async \
+                or not isinstance(node.generators[0].target, ast.Name):
+            return self.generic_visit(node)
+        gen = node.generators[0]
+        name, out = gen.target.id, []
+        for value in self.visit(gen.iter):
+            inner = _Eval({**self.env, name: value}, self.original)
+            if all(inner.visit(cond) for cond in gen.ifs):
+                out.append(inner.visit(node.elt))
+        return out
 
     def visit_Dict(self, node):
         return {self.visit(k): self.visit(v) for k, v in zip(node.keys, node.values)}

@@ -54,3 +54,15 @@ def test_empty_repeat_still_an_error_when_switched_on():
     with pytest.raises(SpecError) as e:
         analyze_text(SPEC.replace('"${len(extra) > 0}"', "true"), "plain", file="t.yaml")
     assert "repeat must be at least 1, got 0" in str(e.value)
+
+
+def test_list_comprehension_in_expressions():
+    from compiler.expr import evaluate
+    from compiler.errors import RuleError
+
+    env = {"rows": [[1, 2], [3, 3]], "depth": 1.1}
+    assert evaluate("${[ceil(r[1] * depth) for r in rows]}", env) == [3, 4]
+    assert evaluate("${sum([r[0] for r in rows if r[1] > 2])}", env) == 3
+    assert "r" not in env  # the loop name stays local
+    with pytest.raises(RuleError):
+        evaluate("${[a for a in rows for b in a]}", env)  # one `for` only
