@@ -108,7 +108,7 @@ def start_echo(tmp: Path) -> Process:
     return Process([sys.executable, __file__, "--echo-server", str(port_file)], ready)
 
 
-def compile_models(out: Path, batching: bool, delay_us: int | None = None) -> list[str]:
+def compile_models(out: Path, batching: bool) -> list[str]:
     """Compile lenet (and resnet18 when specs/resnet.yaml exists) into `out`."""
     names = []
     jobs = [("lenet", ROOT / "specs" / "lenet.yaml", [])]
@@ -117,8 +117,7 @@ def compile_models(out: Path, batching: bool, delay_us: int | None = None) -> li
         jobs.append(("resnet18", resnet, ["18", "resnet18"]))
     for name, spec, variants in jobs:
         base = [sys.executable, "-m", "compiler.cli", "compile", str(spec), "--repository", str(out), "--name", name,
-                "--quiet", *([] if batching else ["--no-dynamic-batching"]),
-                *(["--max-queue-delay-us", str(delay_us)] if batching and delay_us is not None else [])]
+                "--quiet", *([] if batching else ["--no-dynamic-batching"])]
         for variant in variants or [None]:  # the first variant name the spec knows
             done = subprocess.run(base + (["--variant", variant] if variant else []), cwd=ROOT,
                                   capture_output=True, text=True)
@@ -204,8 +203,6 @@ def main(argv=None) -> int:
     parser.add_argument("--duration", type=float, default=2.0, help="seconds measured per point (default: 2)")
     parser.add_argument("--max-duration", type=float, default=20.0,
                         help="upper bound per point for slow models (default: 20)")
-    parser.add_argument("--max-queue-delay-us", type=int, metavar="US",
-                        help="dynamic batching delay to compile with (default: netspec compile's)")
     parser.add_argument("--models", nargs="+", choices=["lenet", "resnet18"], help="only these models")
     parser.add_argument("--echo-server", metavar="PORT_FILE", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -217,7 +214,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         repositories = {"on": tmp / "batching", "off": tmp / "no-batching"}
-        models = compile_models(repositories["on"], batching=True, delay_us=args.max_queue_delay_us)
+        models = compile_models(repositories["on"], batching=True)
         if args.models:
             models = [m for m in models if m in args.models]
         compile_models(repositories["off"], batching=False)
