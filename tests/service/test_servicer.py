@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 
 import grpc
 import numpy as np
@@ -309,7 +310,18 @@ def test_concurrent_requests_batch_and_match_single_runs(repo_dir):
 
     async def body():
         async with serving(repo_dir, ["twoheads"]) as (stub, repository, _c):
-            responses = await asyncio.gather(*[stub.ModelInfer(infer_request("twoheads", {"x": x})) for x in xs])
+            # The model's worker is kept busy until every call has reached the
+            # scheduler, so they queue up and must be batched when it frees.
+            served = repository.get("twoheads")
+            gate = threading.Event()
+            served.executor.submit(gate.wait, 10)
+            calls = asyncio.gather(*[stub.ModelInfer(infer_request("twoheads", {"x": x})) for x in xs])
+            for _ in range(500):
+                if served.in_flight == len(xs):
+                    break
+                await asyncio.sleep(0.01)
+            gate.set()
+            responses = await calls
             for x, response in zip(xs, responses):
                 y, total = reference("twoheads", x)
                 got = output_arrays(response)
