@@ -8,6 +8,7 @@ hand-written PyTorch.
 from __future__ import annotations
 
 import functools
+import operator
 import re
 
 import torch
@@ -69,7 +70,13 @@ def emit(graph: Graph, seed: int | None = 0) -> fx.GraphModule:
             continue
         if isinstance(lowering, ModuleCall):
             set_submodule(root, node.name, resolve_module(lowering.cls)(*lowering.args, **lowering.kwargs))
-            out = g.create_node("call_module", node.name, tuple(args), {}, name=fx_name(node.name))
+            if lowering.select:
+                out = g.create_node("call_module", node.name, tuple(args), {}, name=fx_name(node.name) + "_all")
+                for index in lowering.select:
+                    out = g.create_node("call_function", operator.getitem, (out, index), {},
+                                        name=fx_name(node.name))
+            else:
+                out = g.create_node("call_module", node.name, tuple(args), {}, name=fx_name(node.name))
         elif isinstance(lowering, FunctionCall):
             if lowering.pack:
                 call_args = (args, *lowering.args)

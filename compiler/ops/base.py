@@ -32,6 +32,9 @@ class ModuleCall:
     cls: str
     args: tuple = ()
     kwargs: dict[str, Any] = field(default_factory=dict)
+    # Indices into the module's result, applied in turn: nn.LSTM returns
+    # (output, (h_n, c_n)), so (1, 0) selects h_n.
+    select: tuple = ()
 
 
 @dataclass
