@@ -69,7 +69,9 @@ def emit(graph: Graph, seed: int | None = 0) -> fx.GraphModule:
             values[node.name] = args[0]
             continue
         if isinstance(lowering, ModuleCall):
-            set_submodule(root, node.name, resolve_module(lowering.cls)(*lowering.args, **lowering.kwargs))
+            module = lowering.factory() if lowering.factory else \
+                resolve_module(lowering.cls)(*lowering.args, **lowering.kwargs)
+            set_submodule(root, node.name, module)
             if lowering.select:
                 out = g.create_node("call_module", node.name, tuple(args), {}, name=fx_name(node.name) + "_all")
                 for index in lowering.select:

@@ -76,6 +76,7 @@ class Expander:
         self.pending: list[tuple[Node, list[Ref]]] = []
         self.variant = variant
         self.blocks: Map = tree.get("blocks") or Map()
+        self.cell_items: set[str] = set()  # a cell instance's outputs and final states
 
     # -- entry point -------------------------------------------------------
 
@@ -104,6 +105,11 @@ class Expander:
         for node, refs in self.pending:
             resolved = [self._resolve(r, node) for r in refs]
             node.inputs = [r for r in resolved if r is not None]
+        # A cell instance offers its outputs and final states; those nothing
+        # reads are not nodes of the model.
+        used = {src for n in self.nodes.values() for src in n.inputs} | set(outputs.values())
+        for item in self.cell_items - used:
+            del self.nodes[item]
         self.errors.raise_if_any()
         return Graph(self.spec.name, self.variant, self.file, inputs, outputs, self.nodes,
                      input_locs=dict(self.tree["inputs"].key_locs), output_locs=output_locs)
@@ -324,6 +330,10 @@ class Expander:
             else:
                 env[key] = self._eval(default, env, declared.loc_of(key))
 
+        if block.get("state"):
+            from .cells import expand_cell
+            made = expand_cell(self, full, name, block_name, block, env, trace, loc, scope, inputs, rep)
+            return made if made is not None else (DisabledSym(loc, "bad cell"), None)
         block_inputs = list(block.get("inputs") or ["x"])
         if len(inputs) != len(block_inputs):
             self.errors.error(

@@ -53,13 +53,26 @@ class NodeSpec(BaseModel):
         return self
 
 
+class StateSpec(Strict):
+    """A state variable of a cell block: its shape per sample (the batch
+    dimension N is implied), its initial value, and the node whose output
+    becomes the state at the next step."""
+
+    shape: list[Any]
+    init: float = 0.0
+    next: Ref
+    doc: str | None = None
+
+
 class BlockSpec(Strict):
     """A reusable subgraph. `params` maps each parameter to its default
     (null: the argument is required); `outputs` is one node name, or a mapping
-    of output names to node names (default: the last node)."""
+    of output names to node names (default: the last node). A block with
+    `state` is a cell: an instance runs it once per time step over a sequence."""
 
     params: dict[Name, Any] = {}
     inputs: list[Name] = ["x"]
+    state: dict[Name, StateSpec] = {}
     nodes: dict[Name, NodeSpec] = Field(min_length=1)
     outputs: Union[Ref, dict[Name, Ref], None] = None
     doc: str | None = None

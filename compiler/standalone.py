@@ -31,14 +31,17 @@ def _assign(path: str, value: str) -> str:
     return f'{owner}.add_module("{leaf}", {value})'
 
 
-def source(graph: Graph, gm: fx.GraphModule) -> str:
-    cls = class_name(graph.name)
+def _init_lines(graph: Graph, gm: fx.GraphModule, helpers: dict[str, str]) -> list[str]:
+    """The constructor's lines; classes the model needs beyond torch.nn
+    (a cell's step and its scan) are added to `helpers`, name -> source."""
     init: list[str] = []
     made: set[str] = set()
     for node in graph.nodes.values():
         lowering = OPS[node.op].lower(node.attrs, [graph.tensor(s) for s in node.inputs], node.out)
         if not isinstance(lowering, ModuleCall):
             continue
+        for helper in lowering.helpers:
+            _add_helper(helper, gm.get_submodule(node.name), helpers)
         parts = node.name.split(".")
         for depth in range(1, len(parts)):
             container = ".".join(parts[:depth])
@@ -46,8 +49,42 @@ def source(graph: Graph, gm: fx.GraphModule) -> str:
                 made.add(container)
                 init.append(_assign(container, "nn.Module()"))
         init.append(_assign(node.name, _ctor(lowering)) + f"  # -> {node.out}")
+    return init
+
+
+def _forward(gm: fx.GraphModule) -> str:
     forward = _DELETE_DEAD.sub("", gm.code).strip()
-    forward = "\n".join("    " + line if line.strip() else "" for line in forward.splitlines())
+    return "\n".join("    " + line if line.strip() else "" for line in forward.splitlines())
+
+
+def _add_helper(cell, scan, helpers: dict[str, str]) -> None:
+    """A cell's step as a class of its own, and the Scan that runs it."""
+    from .cells import scan_source, step_class_name
+
+    name = step_class_name(cell)
+    if "Scan" not in helpers:
+        helpers["Scan"] = scan_source()
+    if name in helpers:
+        return
+    inputs = ", ".join([*cell.step_inputs, *(s.name for s in cell.states)])
+    body = "\n".join("        " + line for line in _init_lines(cell.graph, scan.cell, helpers)) or "        pass"
+    helpers[name] = f'''class {name}(nn.Module):
+    """One step of cell '{cell.block}': ({inputs}) -> (outputs, next states)."""
+
+    def __init__(self):
+        super().__init__()
+{body}
+
+{_forward(scan.cell)}
+'''
+
+
+def source(graph: Graph, gm: fx.GraphModule) -> str:
+    cls = class_name(graph.name)
+    helpers: dict[str, str] = {}
+    init = _init_lines(graph, gm, helpers)
+    forward = _forward(gm)
+    classes = "".join(text.rstrip() + "\n\n\n" for text in helpers.values())
     inputs = ", ".join(f"{k}: {v} {v.dtype}" for k, v in graph.inputs.items())
     outputs = ", ".join(f"{k}: {graph.tensor(v)}" for k, v in graph.outputs.items())
     variant = f" (variant {graph.variant})" if graph.variant else ""
@@ -62,7 +99,7 @@ import torch
 from torch import nn
 
 
-class {cls}(nn.Module):
+{classes}class {cls}(nn.Module):
     def __init__(self):
         super().__init__()
 {body}

@@ -35,6 +35,10 @@ class ModuleCall:
     # Indices into the module's result, applied in turn: nn.LSTM returns
     # (output, (h_n, c_n)), so (1, 0) selects h_n.
     select: tuple = ()
+    # A module that is not in torch.nn (a cell's scan): `factory()` builds it,
+    # and `helpers` holds the source of the classes model.py must define.
+    factory: Callable | None = None
+    helpers: tuple = ()
 
 
 @dataclass

@@ -3,7 +3,9 @@ time.  Sequences are [N, T, F] (batch first) with a symbolic T."""
 from __future__ import annotations
 
 import operator
-from typing import Literal
+from typing import Any, Literal
+
+from pydantic import ConfigDict
 
 import torch
 
@@ -194,3 +196,75 @@ class TimePool(Op):
         if p.mode == "mean":
             return FunctionCall(torch.mean, (1,))
         return FunctionCall(torch.amax, (1,))
+
+
+@register
+class OneMinus(Op):
+    name = "one_minus"
+    doc = "1 - x (the GRU's complement of the update gate)."
+
+    def infer(self, p, inputs):
+        return inputs[0]
+
+    def lower(self, p, inputs, out):
+        return FunctionCall(torch.rsub, (1,))
+
+
+class ScanParams(Params):
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+    cell: Any
+
+
+@register
+class ScanOp(Op):
+    """Made by instantiating a cell block (a block with `state`), never written."""
+    name = "scan"
+    Params = ScanParams
+    arity = (1, 2)
+    doc = "A cell block run over time (written as an instance of a block with 'state')."
+
+    def infer(self, p, inputs):
+        from ..cells import infer
+        x = inputs[0]
+        if len(x.shape) < 3:
+            raise RuleError(f"a cell runs over a sequence [N, T, features], got {x}")
+        lengths = inputs[1] if len(inputs) > 1 else None
+        if lengths is not None and (lengths.shape != (x.shape[0],) or lengths.dtype not in ("int64", "int32")):
+            raise RuleError(f"the lengths must be integers of shape [{x.shape[0]}], got {lengths} {lengths.dtype}",
+                            hint="declare the input as {shape: [N], dtype: int64}")
+        return infer(p.cell, x, lengths)
+
+    def count_params(self, p, inputs, out):
+        return sum(n.n_params for n in p.cell.graph.nodes.values())
+
+    def count_macs(self, p, inputs, out):
+        # Per time step when T is symbolic, as the built-in recurrent ops.
+        t = inputs[0].shape[1]
+        return (t if isinstance(t, int) else 1) * sum(n.macs for n in p.cell.graph.nodes.values())
+
+    def lower(self, p, inputs, out):
+        from ..cells import Code, Scan, build_step, step_class_name
+        cell = p.cell
+        shapes = tuple(s.shape for s in cell.states)
+        inits = tuple(s.init for s in cell.states)
+        args = (shapes, inits, len(cell.outputs))
+        return ModuleCall("Scan", (Code(f"{step_class_name(cell)}()"), *args),
+                          factory=lambda: Scan(build_step(cell), *args), helpers=(cell,))
+
+
+class ItemParams(Params):
+    index: int
+
+
+@register
+class TupleItem(Op):
+    """Made by a cell instance for each of its outputs and final states."""
+    name = "tuple_item"
+    Params = ItemParams
+    doc = "Item `index` of a cell's results (written as 'instance.output' or 'instance.<state>')."
+
+    def infer(self, p, inputs):
+        return inputs[0].items[p.index]
+
+    def lower(self, p, inputs, out):
+        return FunctionCall(operator.getitem, (p.index,))
