@@ -194,3 +194,20 @@ def test_standalone_model_py_runs_the_cell(spec, tmp_path):
     x = torch.randn(3, 6, 128)
     with torch.no_grad():
         torch.testing.assert_close(ours(x), compiled(x))
+
+
+@pytest.mark.parametrize("spec,variant,against", [
+    ("lstm_cell.yaml", None, "torch.nn:LSTM"), ("gru_cell.yaml", "torch", "torch.nn:GRU"),
+    ("rnn.yaml", "lstm", "torch.nn:LSTM"), ("rnn.yaml", "gru", "torch.nn:GRU"), ("rnn.yaml", "rnn", "torch.nn:RNN")])
+def test_verify_against_torch_nn(spec, variant, against):
+    from compiler.verify import verify
+    result = verify(compile_file(SPECS / spec, variant), against)
+    assert result.ok, result.as_dict()
+
+
+def test_verify_reports_a_cell_that_does_not_map():
+    from compiler.verify import verify
+    with pytest.raises(SpecError, match="linear 'rhw' takes 'rh'"):
+        verify(compile_file(SPECS / "gru_cell.yaml", "notes"), "torch.nn:GRU")
+    with pytest.raises(SpecError, match="weight_ih_l0 has 1024"):
+        verify(compile_file(SPECS / "gru_cell.yaml", "torch"), "torch.nn:LSTM")
