@@ -57,10 +57,15 @@ def _forward(gm: fx.GraphModule) -> str:
     return "\n".join("    " + line if line.strip() else "" for line in forward.splitlines())
 
 
-def _add_helper(cell, scan, helpers: dict[str, str]) -> None:
-    """A cell's step as a class of its own, and the Scan that runs it."""
+def _add_helper(helper, scan, helpers: dict[str, str]) -> None:
+    """A class's source as it is, or a cell's step as a class of its own
+    and the Scan that runs it."""
     from .cells import scan_source, step_class_name
 
+    if isinstance(helper, tuple):  # (class name, source)
+        helpers.setdefault(*helper)
+        return
+    cell = helper
     name = step_class_name(cell)
     if "Scan" not in helpers:
         helpers["Scan"] = scan_source()

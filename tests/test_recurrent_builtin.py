@@ -93,3 +93,44 @@ inputs: {x: {shape: [N, T]}}
 nodes: {e: {op: embedding, num_embeddings: 10, embedding_dim: 4}}
 outputs: {y: e}
 """)
+
+
+@pytest.mark.parametrize("op", ["rnn", "lstm", "gru"])
+def test_lengths_equal_each_sequence_alone(op, tmp_path):
+    """With a lengths input the built-ins run packed sequences: each sequence's
+    output and final state equal running it alone; model.py does the same."""
+    import importlib.util
+    import subprocess
+    import sys
+
+    text = f"""
+name: packed
+inputs:
+  x: {{shape: [N, T, 6]}}
+  lengths: {{shape: [N], dtype: int64}}
+nodes:
+  seq: {{op: {op}, in: [x, lengths], hidden_size: 5, num_layers: 2}}
+  top: {{op: {op}, in: [x, lengths], hidden_size: 5, output: hidden}}
+outputs: {{seq: seq, h: top}}
+"""
+    model = compile_text(text)
+    m = model.module.eval()
+    x, lengths = torch.randn(4, 9, 6), torch.tensor([5, 1, 9, 3])
+    with torch.no_grad():
+        seq, h = m(x, lengths)
+        for n, length in enumerate(lengths.tolist()):
+            alone_seq, alone_h = m(x[n:n + 1, :length], torch.tensor([length]))
+            torch.testing.assert_close(seq[n, :length], alone_seq[0], rtol=1e-5, atol=1e-6)
+            assert seq[n, length:].abs().sum().item() == 0
+            torch.testing.assert_close(h[:, n], alone_h[:, 0], rtol=1e-5, atol=1e-6)
+    spec = tmp_path / "packed.yaml"
+    spec.write_text(text)
+    subprocess.run([sys.executable, "-m", "compiler.cli", "compile", str(spec), "--repository",
+                    str(tmp_path / "repo"), "--quiet"], check=True)
+    folder = tmp_path / "repo" / "packed" / "1"
+    module_spec = importlib.util.spec_from_file_location("standalone_packed", folder / "model.py")
+    standalone = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(standalone)
+    ours = standalone.load(str(folder / "weights.safetensors"))
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x, lengths), m(x, lengths))

@@ -2,12 +2,15 @@
 time.  Sequences are [N, T, F] (batch first) with a symbolic T."""
 from __future__ import annotations
 
+import inspect
 import operator
+import textwrap
 from typing import Any, Literal
 
 from pydantic import ConfigDict
 
 import torch
+from torch import nn
 
 from ..errors import RuleError
 from ..ir import TensorInfo
@@ -57,13 +60,48 @@ class RNNParams(RecurrentParams):
     nonlinearity: Literal["tanh", "relu"] = "tanh"
 
 
+def _packed(base: type[nn.Module]) -> type[nn.Module]:
+    """torch.nn's module taking the lengths of padded sequences as a second
+    input: it runs on a packed sequence (each sequence to its own end, the
+    final states those at its end) and pads the output back to T with zeros.
+    The weights keep torch.nn's names."""
+
+    class Packed(base):
+        def forward(self, x, lengths):
+            time = 1 if self.batch_first else 0
+            packed = nn.utils.rnn.pack_padded_sequence(x, lengths.cpu(), batch_first=self.batch_first,
+                                                       enforce_sorted=False)
+            out, state = super().forward(packed)
+            out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=self.batch_first,
+                                                      total_length=x.shape[time])
+            return out, state
+
+    Packed.__name__ = Packed.__qualname__ = f"Packed{base.__name__}"
+    return Packed
+
+
+PACKED = {cls.__name__: _packed(cls) for cls in (nn.RNN, nn.LSTM, nn.GRU)}
+
+
+def _packed_source(base: str) -> str:
+    """The source of Packed<base> for a standalone model.py."""
+    body = inspect.getsource(_packed).split("class Packed(base):", 1)[1].split("    Packed.__name__")[0]
+    return f"class Packed{base}(nn.{base}):\n" + textwrap.indent(textwrap.dedent(body.strip("\n")), "    ") + "\n"
+
+
 class _Recurrent(Op):
     module: str
     gates: int  # weight blocks per layer: 1 (rnn), 3 (gru), 4 (lstm)
     Params = RecurrentParams
+    arity = (1, 2)  # the sequence, and optionally the lengths [N] (int64)
 
     def infer(self, p, inputs):
-        (x,) = inputs
+        x = inputs[0]
+        if len(inputs) == 2:
+            lengths, batch = inputs[1], x.shape[0 if p.batch_first else 1]
+            if lengths.shape != (batch,) or lengths.dtype not in ("int64", "int32"):
+                raise RuleError(f"the lengths must be integers of shape [{batch}], got {lengths} {lengths.dtype}",
+                                hint="declare the input as {shape: [N], dtype: int64}")
         expect_rank(x, 3, "[N, T, features]" if p.batch_first else "[T, N, features]")
         known(x.shape[-1], "the feature dimension")
         if p.output == "cell" and self.name != "lstm":
@@ -113,7 +151,13 @@ class _Recurrent(Op):
         select = {"sequence": (0,), "hidden": (1,), "cell": (1, 1)}[p.output]
         if self.name == "lstm" and p.output == "hidden":
             select = (1, 0)
-        return ModuleCall(self.module, (inputs[0].shape[-1], p.hidden_size), kwargs, select=select)
+        args = (inputs[0].shape[-1], p.hidden_size)
+        if len(inputs) == 2:
+            base = self.module.split(".")[-1]
+            return ModuleCall(f"Packed{base}", args, kwargs, select=select,
+                              factory=lambda: PACKED[base](*args, **kwargs),
+                              helpers=((f"Packed{base}", _packed_source(base)),))
+        return ModuleCall(self.module, args, kwargs, select=select)
 
 
 @register
