@@ -29,17 +29,37 @@ def expanded_spec(graph: Graph) -> dict:
             return [plain(x) for x in v]
         return v
 
-    nodes = {}
-    for node in graph.nodes.values():
-        body = {"op": node.op, "in": list(node.inputs)}
-        body.update({k: plain(v) for k, v in node.attrs.model_dump(exclude_defaults=True).items()})
-        nodes[node.name] = body
+    def flat(nodes_of):
+        nodes = {}
+        for node in nodes_of.values():
+            if node.op == "tuple_item":
+                continue  # a cell instance's output or state: the instance makes it again
+            if node.op == "scan":  # a cell stays a block, written out flat
+                cell = node.attrs.cell
+                block = f"{cell.block}_{len(blocks)}"
+                blocks[block] = {
+                    "inputs": list(cell.step_inputs),
+                    "state": {st.name: {"shape": plain(st.shape), "init": st.init, "next": st.next}
+                              for st in cell.states},
+                    "nodes": flat(cell.graph.nodes),
+                    "outputs": {k: cell.graph.outputs[k] for k in cell.outputs},
+                }
+                nodes[node.name] = {"block": block, "in": list(node.inputs)}
+                continue
+            body = {"op": node.op, "in": list(node.inputs)}
+            body.update({k: plain(v) for k, v in node.attrs.model_dump(exclude_defaults=True).items()})
+            nodes[node.name] = body
+        return nodes
+
+    blocks: dict = {}
+    nodes = flat(graph.nodes)
     return {
         "netspec": "expanded",
         "name": graph.name,
         "variant": graph.variant,
         "source": graph.source,
         "inputs": {k: {"shape": list(v.shape), "dtype": v.dtype} for k, v in graph.inputs.items()},
+        **({"blocks": blocks} if blocks else {}),
         "nodes": nodes,
         "outputs": dict(graph.outputs),
     }

@@ -211,3 +211,18 @@ def test_verify_reports_a_cell_that_does_not_map():
         verify(compile_file(SPECS / "gru_cell.yaml", "notes"), "torch.nn:GRU")
     with pytest.raises(SpecError, match="weight_ih_l0 has 1024"):
         verify(compile_file(SPECS / "gru_cell.yaml", "torch"), "torch.nn:LSTM")
+
+
+def test_stored_version_of_a_cell_reloads(tmp_path):
+    """The expanded spec of a stored version keeps a cell as a block; the
+    server recompiles it from there."""
+    import subprocess
+    import sys
+
+    from compiler.artifact import load_version
+    subprocess.run([sys.executable, "-m", "compiler.cli", "compile", str(SPECS / "gru_cell.yaml"), "--repository",
+                    str(tmp_path), "--quiet"], check=True, cwd=SPECS.parent)
+    stored = load_version(tmp_path / "gru_cell" / "1")
+    x = torch.randn(2, 5, 128)
+    with torch.no_grad():
+        torch.testing.assert_close(stored.module(x), compile_file(SPECS / "gru_cell.yaml").module.eval()(x))
