@@ -1,0 +1,243 @@
+"""Shape rules of the base ops, as tables of one-node specs.
+
+Each row compiles a spec holding a single node and holds it against a torch
+reference built by hand for the same row (the module or function a person
+would write): the inferred shape must equal the shape torch produces on a
+tiny real tensor, the parameter count must equal sum(p.numel()) of both the
+lowered module and the reference, the multiply-adds must equal half of
+torch's flop count, and with the reference's weights copied in, the outputs
+must agree.  Rows the rule rejects must be rejected by torch too.
+"""
+from __future__ import annotations
+
+import operator
+
+import pytest
+import torch
+import torch.nn.functional as F
+import yaml
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from compiler.api import compile_text
+from compiler.errors import SpecError
+from compiler.verify import copy_weights, randomize_norms
+
+BATCH = 2
+
+
+def spec_text(op: str, params: dict, shapes: list[list]) -> str:
+    names = [f"x{i}" for i in range(len(shapes))]
+    return yaml.safe_dump({
+        "name": "one_op",
+        "inputs": {n: {"shape": ["N", *s]} for n, s in zip(names, shapes)},
+        "nodes": {"node": {"op": op, "in": names, **params}},
+        "outputs": {"y": "node"},
+    }, sort_keys=False)
+
+
+class Fn(nn.Module):
+    """A parameter-free reference: a plain function of the inputs."""
+
+    def __init__(self, fn):
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, *xs):
+        return self.fn(*xs)
+
+
+# (id, op, params, per-sample input shapes, reference module)
+CASES = [
+    # conv2d
+    ("conv-k3", "conv2d", dict(out_channels=4, kernel=3), [[3, 8, 8]], lambda: nn.Conv2d(3, 4, 3)),
+    ("conv-stride-pad", "conv2d", dict(out_channels=4, kernel=3, stride=2, padding=1), [[3, 9, 9]],
+     lambda: nn.Conv2d(3, 4, 3, stride=2, padding=1)),
+    ("conv-alexnet-c1", "conv2d", dict(out_channels=8, kernel=11, stride=4), [[3, 227, 227]],
+     lambda: nn.Conv2d(3, 8, 11, stride=4)),
+    ("conv-same-odd", "conv2d", dict(out_channels=4, kernel=5, padding="same"), [[3, 7, 9]],
+     lambda: nn.Conv2d(3, 4, 5, padding="same")),
+    ("conv-same-even", "conv2d", dict(out_channels=4, kernel=4, padding="same"), [[3, 7, 8]],
+     lambda: nn.Conv2d(3, 4, 4, padding="same")),
+    ("conv-same-dilated", "conv2d", dict(out_channels=4, kernel=3, padding="same", dilation=2), [[3, 9, 9]],
+     lambda: nn.Conv2d(3, 4, 3, padding="same", dilation=2)),
+    ("conv-valid", "conv2d", dict(out_channels=4, kernel=3, padding="valid"), [[3, 6, 6]],
+     lambda: nn.Conv2d(3, 4, 3, padding="valid")),
+    ("conv-dilation", "conv2d", dict(out_channels=4, kernel=3, dilation=2, stride=2), [[3, 11, 11]],
+     lambda: nn.Conv2d(3, 4, 3, dilation=2, stride=2)),
+    ("conv-groups", "conv2d", dict(out_channels=6, kernel=3, groups=2, padding=1), [[4, 5, 5]],
+     lambda: nn.Conv2d(4, 6, 3, groups=2, padding=1)),
+    ("conv-depthwise", "conv2d", dict(out_channels=8, kernel=3, groups=4, bias=False), [[4, 5, 5]],
+     lambda: nn.Conv2d(4, 8, 3, groups=4, bias=False)),
+    ("conv-no-bias", "conv2d", dict(out_channels=4, kernel=1, bias=False), [[3, 5, 5]],
+     lambda: nn.Conv2d(3, 4, 1, bias=False)),
+    ("conv-rect", "conv2d", dict(out_channels=4, kernel=[3, 5], stride=[1, 2], padding=[1, 2]), [[3, 8, 9]],
+     lambda: nn.Conv2d(3, 4, (3, 5), stride=(1, 2), padding=(1, 2))),
+    ("conv-kernel-equals-input", "conv2d", dict(out_channels=4, kernel=6), [[2, 6, 6]],
+     lambda: nn.Conv2d(2, 4, 6)),
+    # pooling
+    ("max-k2", "max_pool2d", dict(kernel=2), [[3, 9, 9]], lambda: nn.MaxPool2d(2)),
+    ("max-overlap", "max_pool2d", dict(kernel=3, stride=2), [[3, 55, 55]], lambda: nn.MaxPool2d(3, 2)),
+    ("max-pad", "max_pool2d", dict(kernel=3, stride=2, padding=1), [[3, 8, 8]],
+     lambda: nn.MaxPool2d(3, 2, padding=1)),
+    ("max-ceil", "max_pool2d", dict(kernel=3, stride=2, ceil_mode=True), [[3, 8, 8]],
+     lambda: nn.MaxPool2d(3, 2, ceil_mode=True)),
+    # ceil_mode's rule that the last window must start inside the input (not the padding)
+    ("max-ceil-last-window", "max_pool2d", dict(kernel=2, stride=2, padding=1, ceil_mode=True), [[3, 5, 5]],
+     lambda: nn.MaxPool2d(2, 2, padding=1, ceil_mode=True)),
+    ("max-dilation", "max_pool2d", dict(kernel=2, stride=1, dilation=2), [[3, 6, 6]],
+     lambda: nn.MaxPool2d(2, 1, dilation=2)),
+    ("max-rect", "max_pool2d", dict(kernel=[2, 3], stride=[2, 1]), [[3, 6, 7]],
+     lambda: nn.MaxPool2d((2, 3), (2, 1))),
+    ("avg-k2", "avg_pool2d", dict(kernel=2, stride=2), [[6, 28, 28]], lambda: nn.AvgPool2d(2, 2)),
+    ("avg-pad-ceil", "avg_pool2d", dict(kernel=3, stride=2, padding=1, ceil_mode=True), [[3, 8, 8]],
+     lambda: nn.AvgPool2d(3, 2, padding=1, ceil_mode=True)),
+    ("avg-exclude-pad", "avg_pool2d", dict(kernel=3, stride=1, padding=1, count_include_pad=False), [[3, 5, 5]],
+     lambda: nn.AvgPool2d(3, 1, padding=1, count_include_pad=False)),
+    ("adaptive-1", "adaptive_avg_pool2d", dict(output_size=1), [[3, 7, 7]], lambda: nn.AdaptiveAvgPool2d(1)),
+    ("adaptive-rect", "adaptive_avg_pool2d", dict(output_size=[2, 3]), [[3, 7, 8]],
+     lambda: nn.AdaptiveAvgPool2d((2, 3))),
+    ("adaptive-upsizes", "adaptive_avg_pool2d", dict(output_size=6), [[3, 4, 4]], lambda: nn.AdaptiveAvgPool2d(6)),
+    ("global", "global_avg_pool", {}, [[5, 4, 3]], lambda: Fn(lambda x: x.mean((2, 3)))),
+    ("global-keepdim", "global_avg_pool", dict(keepdim=True), [[5, 4, 3]],
+     lambda: Fn(lambda x: x.mean((2, 3), keepdim=True))),
+    # linear and flatten
+    ("linear", "linear", dict(out_features=5), [[10]], lambda: nn.Linear(10, 5)),
+    ("linear-no-bias", "linear", dict(out_features=5, bias=False), [[10]], lambda: nn.Linear(10, 5, bias=False)),
+    ("linear-sequence", "linear", dict(out_features=5), [[7, 10]], lambda: nn.Linear(10, 5)),
+    ("flatten", "flatten", {}, [[16, 5, 5]], lambda: nn.Flatten()),
+    ("flatten-tail", "flatten", dict(start_dim=2), [[4, 3, 5]], lambda: nn.Flatten(2)),
+    ("flatten-middle", "flatten", dict(start_dim=1, end_dim=2), [[4, 3, 5]], lambda: nn.Flatten(1, 2)),
+    # activations, softmax, dropout
+    ("relu", "relu", {}, [[3, 4, 4]], lambda: nn.ReLU()),
+    ("sigmoid", "sigmoid", {}, [[3, 4]], lambda: nn.Sigmoid()),
+    ("tanh", "tanh", {}, [[3, 4]], lambda: nn.Tanh()),
+    ("leaky-relu", "leaky_relu", dict(negative_slope=0.2), [[3, 4, 4]], lambda: nn.LeakyReLU(0.2)),
+    ("leaky-relu-default", "leaky_relu", {}, [[3, 4]], lambda: nn.LeakyReLU()),
+    ("softmax", "softmax", {}, [[10]], lambda: nn.Softmax(-1)),
+    ("softmax-channels", "softmax", dict(dim=1), [[4, 3, 3]], lambda: nn.Softmax(1)),
+    ("dropout", "dropout", dict(p=0.3), [[3, 4]], lambda: nn.Dropout(0.3)),
+    # normalisation
+    ("lrn-alexnet", "local_response_norm", dict(size=5, alpha=1e-4, beta=0.75, k=2), [[8, 5, 5]],
+     lambda: nn.LocalResponseNorm(5, 1e-4, 0.75, 2.0)),
+    ("batchnorm", "batchnorm2d", {}, [[4, 3, 3]], lambda: nn.BatchNorm2d(4)),
+    ("batchnorm-eps", "batchnorm2d", dict(eps=1e-3), [[4, 3, 3]], lambda: nn.BatchNorm2d(4, eps=1e-3)),
+    ("batchnorm-no-affine", "batchnorm2d", dict(affine=False), [[4, 3, 3]],
+     lambda: nn.BatchNorm2d(4, affine=False)),
+    # joins
+    ("add-2", "add", {}, [[4, 3, 3], [4, 3, 3]], lambda: Fn(operator.add)),
+    ("add-3", "add", {}, [[4, 3, 3]] * 3, lambda: Fn(lambda a, b, c: a + b + c)),
+    ("concat", "concat", {}, [[4, 3, 3], [2, 3, 3]], lambda: Fn(lambda *xs: torch.cat(xs, 1))),
+    ("concat-3", "concat", {}, [[1, 3, 3], [2, 3, 3], [3, 3, 3]], lambda: Fn(lambda *xs: torch.cat(xs, 1))),
+    ("concat-last", "concat", dict(dim=-1), [[4, 3, 2], [4, 3, 5]], lambda: Fn(lambda *xs: torch.cat(xs, -1))),
+    ("identity", "identity", {}, [[4, 3, 3]], lambda: nn.Identity()),
+]
+
+# Rows the rule must reject, and torch rejects as well.
+REJECTED = [
+    ("conv-kernel-too-large", "conv2d", dict(out_channels=4, kernel=5), [[3, 4, 4]], lambda: nn.Conv2d(3, 4, 5)),
+    ("conv-dilated-too-large", "conv2d", dict(out_channels=4, kernel=3, dilation=3), [[3, 6, 6]],
+     lambda: nn.Conv2d(3, 4, 3, dilation=3)),
+    ("conv-groups-indivisible", "conv2d", dict(out_channels=4, kernel=1, groups=2), [[3, 4, 4]],
+     lambda: nn.Conv2d(3, 4, 1, groups=2)),
+    ("conv-same-strided", "conv2d", dict(out_channels=4, kernel=3, stride=2, padding="same"), [[3, 8, 8]],
+     lambda: nn.Conv2d(3, 4, 3, stride=2, padding="same")),
+    ("conv-rank-2", "conv2d", dict(out_channels=4, kernel=1), [[3]], lambda: nn.Conv2d(3, 4, 1)),
+    ("max-window-too-large", "max_pool2d", dict(kernel=3), [[3, 2, 2]], lambda: nn.MaxPool2d(3)),
+    ("max-pad-over-half", "max_pool2d", dict(kernel=2, padding=2), [[3, 6, 6]], lambda: nn.MaxPool2d(2, padding=2)),
+    ("avg-pad-over-half", "avg_pool2d", dict(kernel=3, padding=2), [[3, 6, 6]], lambda: nn.AvgPool2d(3, padding=2)),
+    ("linear-features-mismatch-rank", "linear", dict(out_features=4), [[]], lambda: nn.Linear(1, 4)),
+    ("softmax-dim", "softmax", dict(dim=2), [[4]], lambda: nn.Softmax(2)),
+    ("add-shapes", "add", {}, [[4, 3, 3], [3, 3, 3]], lambda: Fn(operator.add)),
+    ("concat-spatial", "concat", {}, [[4, 3, 3], [4, 2, 2]], lambda: Fn(lambda *xs: torch.cat(xs, 1))),
+    ("concat-dim", "concat", dict(dim=3), [[4, 3], [4, 3]], lambda: Fn(lambda *xs: torch.cat(xs, 3))),
+    ("dropout-p", "dropout", dict(p=1.5), [[4]], lambda: nn.Dropout(1.5)),
+]
+
+
+def real_inputs(shapes, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    return [torch.randn([BATCH, *s], generator=gen) for s in shapes]
+
+
+def macs_by_torch(module, xs) -> int:
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        module(*xs)
+    return counter.get_total_flops() // 2
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_rule_matches_torch(case):
+    _, op, params, shapes, make_reference = case
+    model = compile_text(spec_text(op, params, shapes))
+    node = model.graph.nodes["node"]
+    reference = make_reference().eval()
+    randomize_norms(reference)  # fresh norms are the identity in eval mode
+    ours = model.module.eval()
+    xs = real_inputs(shapes)
+    with torch.no_grad():
+        expected = reference(*xs)
+
+    inferred = [BATCH if d == "N" else d for d in node.out.shape]
+    assert list(expected.shape) == inferred, f"rule says {node.out.shape}, torch gives {list(expected.shape)}"
+
+    torch_params = sum(p.numel() for p in reference.parameters())
+    assert node.n_params == torch_params == sum(p.numel() for p in ours.parameters())
+    assert node.macs * BATCH == macs_by_torch(reference, xs)
+
+    copy_weights(reference, ours)
+    with torch.no_grad():
+        got = ours(*xs)
+    assert got.shape == expected.shape
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("case", REJECTED, ids=[c[0] for c in REJECTED])
+def test_rule_rejects_what_torch_rejects(case):
+    _, op, params, shapes, make_reference = case
+    with pytest.raises(SpecError) as caught:
+        compile_text(spec_text(op, params, shapes))
+    (diag,) = caught.value.diagnostics
+    assert diag.node == "node" and diag.loc is not None
+    with pytest.raises((RuntimeError, ValueError, IndexError)):
+        make_reference()(*real_inputs(shapes))
+
+
+def test_symbolic_batch_is_carried_through():
+    model = compile_text(spec_text("conv2d", dict(out_channels=4, kernel=3), [[3, 8, 8]]))
+    assert model.graph.nodes["node"].out.shape == ("N", 4, 6, 6)
+    for batch in (1, 5):
+        assert model.module(torch.zeros(batch, 3, 8, 8)).shape == (batch, 4, 6, 6)
+
+
+def test_params_of_a_lowered_chain_equal_numel():
+    # The per-node counts sum to the lowered module's parameters when layers
+    # are chained (in_channels and in_features inferred from the previous node).
+    text = yaml.safe_dump({
+        "name": "chain",
+        "inputs": {"x": {"shape": ["N", 3, 16, 16]}},
+        "nodes": {
+            "conv": {"op": "conv2d", "out_channels": 8, "kernel": 3, "padding": 1},
+            "bn": {"op": "batchnorm2d"},
+            "relu": {"op": "relu"},
+            "pool": {"op": "max_pool2d", "kernel": 2},
+            "dw": {"op": "conv2d", "out_channels": 8, "kernel": 3, "groups": 8, "bias": False},
+            "flat": {"op": "flatten"},
+            "fc": {"op": "linear", "out_features": 10},
+        },
+        "outputs": {"y": "fc"},
+    }, sort_keys=False)  # the nodes chain in the order written
+    model = compile_text(text)
+    assert sum(n.n_params for n in model.graph.nodes.values()) == sum(p.numel() for p in model.module.parameters())
+    assert model.graph.nodes["fc"].out.shape == ("N", 10)
+    assert model.module(torch.zeros(2, 3, 16, 16)).shape == (2, 10)
+
+
+def test_functional_lrn_reference():
+    # nn.LocalResponseNorm is F.local_response_norm; our lowering must pass
+    # k, alpha and beta through (AlexNet's k = 2, not torch's default 1).
+    model = compile_text(spec_text("local_response_norm", dict(size=5, alpha=1e-4, beta=0.75, k=2), [[8, 3, 3]]))
+    x = real_inputs([[8, 3, 3]])[0] * 30
+    with torch.no_grad():
+        torch.testing.assert_close(model.module(x), F.local_response_norm(x, 5, alpha=1e-4, beta=0.75, k=2.0))
+        assert not torch.allclose(model.module(x), F.local_response_norm(x, 5, alpha=1e-4, beta=0.75, k=1.0))
