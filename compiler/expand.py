@@ -60,6 +60,13 @@ class DisabledSym:
 
 
 @dataclass
+class FailedSym:
+    """A node or instance whose expansion failed; its error is already
+    reported, so references to it are dropped without a second one."""
+    reason: str
+
+
+@dataclass
 class Scope:
     env: dict[str, Any]
     prefix: str
@@ -295,18 +302,18 @@ class Expander:
         if not isinstance(block_name, str):
             self.errors.error(f"'block' must name a block, got {block_name!r}", loc=body.loc_of("block"),
                               node=full, trace=scope.trace)
-            return DisabledSym(loc, "unknown block"), None
+            return FailedSym("unknown block"), None
         if block_name not in self.blocks:
             close = get_close_matches(block_name, list(self.blocks), n=1)
             self.errors.error(f"unknown block '{block_name}'", loc=body.loc_of("block"), node=full,
                               trace=scope.trace,
                               hint=f"did you mean '{close[0]}'?" if close else
                               f"blocks defined in this file: {', '.join(self.blocks) or 'none'}")
-            return DisabledSym(loc, "unknown block"), None
+            return FailedSym("unknown block"), None
         if any(f.block == block_name for f in scope.trace):
             self.errors.error(f"block '{block_name}' instantiates itself", loc=body.loc_of("block"),
                               node=full, trace=scope.trace, hint="blocks cannot be recursive")
-            return DisabledSym(loc, "recursive block"), None
+            return FailedSym("recursive block"), None
         block: Map = self.blocks[block_name]
         frame = Frame(block_name, self.blocks.value_locs[block_name], full, loc, rep)
         trace = scope.trace + (frame,)
@@ -333,14 +340,14 @@ class Expander:
         if block.get("state"):
             from .cells import expand_cell
             made = expand_cell(self, full, name, block_name, block, env, trace, loc, scope, inputs, rep)
-            return made if made is not None else (DisabledSym(loc, "bad cell"), None)
+            return made if made is not None else (FailedSym("bad cell"), None)
         block_inputs = list(block.get("inputs") or ["x"])
         if len(inputs) != len(block_inputs):
             self.errors.error(
                 f"block '{block_name}' takes {len(block_inputs)} input(s) ({', '.join(block_inputs)}), "
                 f"got {len(inputs)}", loc=body.loc_of("in") if "in" in body else loc, node=full,
                 trace=scope.trace, hint="list them in order under 'in:'")
-            return DisabledSym(loc, "bad inputs"), None
+            return FailedSym("bad inputs"), None
         inner = Scope(env, full + ".", trace)
         for input_name, ref in zip(block_inputs, inputs):
             inner.symbols[input_name] = AliasSym(ref)
@@ -386,11 +393,14 @@ class Expander:
         if sym is None:
             names = [n for n in ref.scope.symbols]
             close = get_close_matches(ref.text, names, n=1)
-            self._ref_error(ref, node, f"unknown input '{ref.text}'",
+            # node is None for what is not a node's input: an output, a cell's next state
+            self._ref_error(ref, node, f"unknown {'input' if node else 'node'} '{ref.text}'",
                             f"did you mean '{close[0]}'?" if close else
                             f"names defined here: {', '.join(names[:12])}{' ...' if len(names) > 12 else ''}")
             return None
         while True:
+            if isinstance(sym, FailedSym):
+                return None
             if isinstance(sym, NodeSym) and not rest:
                 return sym.full
             if isinstance(sym, AliasSym) and not rest:
