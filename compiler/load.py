@@ -89,7 +89,13 @@ def load_text(text: str, file: str = "<string>") -> Map:
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         loc = _loc(file, mark) if mark else Loc(file, 1, 1)
-        what = " ".join(p for p in (e.context, e.problem) if p)
+        # The problem first; the construct it interrupted, with where that
+        # began, after it: an unclosed '{' is reported where parsing stopped.
+        what = e.problem or e.context or "unreadable"
+        if e.context and e.problem:
+            began = e.context_mark
+            what += f" ({e.context}" + (f" started at line {began.line + 1}, column {began.column + 1}"
+                                        if began and began.line != mark.line else "") + ")"
         raise SpecError(Diagnostic(f"not valid YAML: {what}", loc=loc, hint=_yaml_hint(text, loc))) from None
     except yaml.YAMLError as e:  # unmarked errors, e.g. bad characters
         raise SpecError(Diagnostic(f"not valid YAML: {e}", loc=Loc(file, 1, 1))) from None
