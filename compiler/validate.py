@@ -26,7 +26,12 @@ def validate(tree: Map) -> SpecFile:
     try:
         spec = SpecFile.model_validate(tree)
     except ValidationError as e:
-        for err in e.errors():
+        errs = e.errors()
+        extras = {(tuple(x["loc"][:-1]), str(x["loc"][-1])) for x in errs if x["type"] == "extra_forbidden"}
+        for err in errs:
+            if err["type"] == "missing" and get_close_matches(
+                    str(err["loc"][-1]), [k for parent, k in extras if parent == tuple(err["loc"][:-1])], n=1):
+                continue  # misspelt: the unknown key's error suggests this one
             _report(tree, err, errors)
         errors.raise_if_any()
         raise  # unreachable: a ValidationError always has errors
