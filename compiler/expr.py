@@ -29,17 +29,44 @@ def make_divisible(value: float, divisor: int = 8, min_value: int | None = None)
     return int(new)
 
 
+# A spec is untrusted input: no expression may build a value so large that
+# checking the spec hangs or runs out of memory (`9**9**9`, `range(10**10)`).
+MAX_ITEMS = 100_000  # elements of a list or characters of a string an expression makes
+MAX_BITS = 4096  # bits of an integer a power makes
+
+
+def _range(*args) -> list:
+    r = range(*args)
+    if len(r) > MAX_ITEMS:
+        raise ValueError(f"range of {len(r):,} numbers is too long (at most {MAX_ITEMS:,})")
+    return list(r)
+
+
+def _power(base, exponent):
+    if isinstance(base, int) and isinstance(exponent, int) and abs(base) > 1 and exponent > 0 \
+            and exponent * (abs(base).bit_length() - 1) > MAX_BITS:
+        raise ValueError(f"{base} ** {exponent} is too large")
+    return operator.pow(base, exponent)
+
+
+def _times(a, b):
+    count, seq = (b, a) if isinstance(a, (str, list, tuple)) else (a, b)
+    if isinstance(seq, (str, list, tuple)) and isinstance(count, int) and len(seq) * count > MAX_ITEMS:
+        raise ValueError(f"repeating {len(seq)} items {count:,} times is too long (at most {MAX_ITEMS:,})")
+    return operator.mul(a, b)
+
+
 FUNCTIONS = {
     "min": min, "max": max, "abs": abs, "round": round, "int": int, "float": float,
-    "len": len, "sum": sum, "range": lambda *a: list(range(*a)), "str": str,
+    "len": len, "sum": sum, "range": _range, "str": str,
     "ceil": math.ceil, "floor": math.floor, "sqrt": math.sqrt,
     "make_divisible": make_divisible,
 }
 
 _BINOPS = {
-    ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
+    ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: _times,
     ast.Div: operator.truediv, ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod,
-    ast.Pow: operator.pow,
+    ast.Pow: _power,
 }
 _CMPOPS = {
     ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt, ast.LtE: operator.le,
@@ -84,7 +111,7 @@ def _eval_source(source: str, env: Mapping[str, Any], original: str) -> Any:
         return _Eval(env, original).visit(tree.body)
     except RuleError:
         raise
-    except (ArithmeticError, TypeError, ValueError, IndexError, KeyError) as e:
+    except (ArithmeticError, TypeError, ValueError, IndexError, KeyError, RecursionError) as e:
         raise RuleError(f"expression '{original}' failed: {type(e).__name__}: {e}") from None
 
 
