@@ -77,7 +77,7 @@ def _expected(err: dict, words: dict) -> str | None:
     if err["type"] == "literal_error":
         return err["ctx"]["expected"]
     if err["msg"].startswith("Input should be "):  # "a valid number, unable to parse ..."
-        return err["msg"].removeprefix("Input should be ").split(", unable")[0]
+        return err["msg"].removeprefix("Input should be ").split(", ")[0]
     return None
 
 
