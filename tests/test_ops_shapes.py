@@ -152,6 +152,17 @@ REJECTED = [
     ("concat-spatial", "concat", {}, [[4, 3, 3], [4, 2, 2]], lambda: Fn(lambda *xs: torch.cat(xs, 1))),
     ("concat-dim", "concat", dict(dim=3), [[4, 3], [4, 3]], lambda: Fn(lambda *xs: torch.cat(xs, 3))),
     ("dropout-p", "dropout", dict(p=1.5), [[4]], lambda: nn.Dropout(1.5)),
+    # sizes that must be positive (or padding not negative)
+    ("conv-negative-padding", "conv2d", dict(out_channels=4, kernel=3, padding=-1), [[3, 6, 6]],
+     lambda: nn.Conv2d(3, 4, 3, padding=-1)),
+    ("max-kernel-0", "max_pool2d", dict(kernel=0), [[3, 6, 6]], lambda: nn.MaxPool2d(0)),
+    ("avg-stride-0", "avg_pool2d", dict(kernel=2, stride=0), [[3, 6, 6]], lambda: nn.AvgPool2d(2, stride=0)),
+    ("max-negative-padding", "max_pool2d", dict(kernel=3, padding=-1), [[3, 6, 6]],
+     lambda: nn.MaxPool2d(3, padding=-1)),
+    ("adaptive-negative", "adaptive_avg_pool2d", dict(output_size=-2), [[3, 6, 6]],
+     lambda: nn.AdaptiveAvgPool2d(-2)),
+    ("linear-negative", "linear", dict(out_features=-5), [[10]], lambda: nn.Linear(10, -5)),
+    ("lrn-size-0", "local_response_norm", dict(size=0), [[4, 3, 3]], lambda: nn.LocalResponseNorm(0)),
 ]
 
 

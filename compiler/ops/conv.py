@@ -46,6 +46,8 @@ class Conv2d(Op):
         if c % p.groups or p.out_channels % p.groups:
             raise RuleError(f"groups={p.groups} must divide both the input channels ({c}) "
                             f"and out_channels ({p.out_channels})")
+        if p.padding not in ("same", "valid") and min(pair(p.padding)) < 0:
+            raise RuleError(f"padding must not be negative, got {p.padding}")
         if p.padding == "same" and s != (1, 1):
             raise RuleError("padding 'same' needs stride 1", hint="give the padding as a number instead")
         pad = conv_padding(p, k)

@@ -22,6 +22,8 @@ class Linear(Op):
         if len(x.shape) < 2:
             raise RuleError(f"expects at least [N, features], got {x}")
         known(x.shape[-1], "the feature dimension")
+        if p.out_features < 1:
+            raise RuleError(f"out_features must be positive, got {p.out_features}")
         if len(x.shape) > 3 and all(isinstance(d, int) for d in x.shape[2:]):
             raise RuleError(f"input {x} still has spatial dimensions",
                             hint="add a 'flatten' node (or a global pool) before this linear layer")

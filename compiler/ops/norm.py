@@ -54,6 +54,8 @@ class LocalResponseNorm(Op):
     def infer(self, p, inputs):
         if len(inputs[0].shape) < 3:
             raise RuleError(f"expects [N, C, ...], got {inputs[0]}")
+        if p.size < 1:
+            raise RuleError(f"size must be positive, got {p.size}")
         return inputs[0]
 
     def lower(self, p, inputs, out):

@@ -33,6 +33,8 @@ def _pool_infer(p, x: TensorInfo) -> TensorInfo:
     s = pair(p.stride if p.stride is not None else p.kernel)
     pad = pair(p.padding)
     d = pair(getattr(p, "dilation", 1))
+    if min(k + s + d) < 1 or min(pad) < 0:
+        raise RuleError("kernel, stride and dilation must be positive, and padding not negative")
     if any(pad[i] * 2 > k[i] for i in range(2)):
         raise RuleError(f"padding {p.padding} is more than half the kernel {p.kernel}",
                         hint="pooling padding may be at most kernel // 2")
@@ -100,6 +102,8 @@ class AdaptiveAvgPool2d(Op):
     def infer(self, p, inputs):
         (x,) = inputs
         expect_rank(x, 4, "[N, C, H, W]")
+        if min(pair(p.output_size)) < 1:
+            raise RuleError(f"output_size must be positive, got {p.output_size}")
         return TensorInfo((x.shape[0], x.shape[1], *pair(p.output_size)), x.dtype)
 
     def lower(self, p, inputs, out):
