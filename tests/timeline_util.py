@@ -8,21 +8,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from compiler.api import analyze_file
 from compiler.ir import Graph
-from compiler.verify import build_reference, verify
-
-
-def randomize_batchnorm(model: torch.nn.Module, seed: int = 1) -> None:
-    """Freshly built batch norm is the identity in eval mode (mean 0, var 1,
-    weight 1, bias 0); random statistics make the comparison see it, and see
-    a wrong eps (1e-3 for 1e-5 changes outputs by about 1e-3)."""
-    gen = torch.Generator().manual_seed(seed)
-    for m in model.modules():
-        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-            n = m.num_features
-            m.running_mean.copy_(torch.randn(n, generator=gen) * 0.1)
-            m.running_var.copy_(torch.rand(n, generator=gen) + 0.5)
-            m.weight.data.copy_(torch.rand(n, generator=gen) + 0.5)
-            m.bias.data.copy_(torch.randn(n, generator=gen) * 0.1)
+from compiler.verify import build_reference, randomize_norms, verify
 
 
 def total_params(graph: Graph) -> int:
@@ -49,9 +35,9 @@ def reference_macs(model: torch.nn.Module, size: int) -> int:
 def check_against(model, against: str, reference: torch.nn.Module | None = None):
     """Verify with random batch-norm statistics on the reference; return the result."""
     reference = reference if reference is not None else build_reference(against)
-    randomize_batchnorm(reference)
+    randomize_norms(reference)  # fresh norms are the identity in eval mode
     return verify(model, against, reference=reference)
 
 
-__all__ = ["analyze_file", "check_against", "randomize_batchnorm", "reference_macs", "reference_params",
+__all__ = ["analyze_file", "check_against", "reference_macs", "reference_params",
            "total_macs", "total_params"]
