@@ -1,0 +1,65 @@
+"""specs/ghostnet.yaml against timm's ghostnet_050, ghostnet_100 and ghostnet_130."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import timm
+from timm.models.ghostnet import _create_ghostnet
+
+from compiler.api import compile_file, compile_text
+from timeline_util import (analyze_file, check_against, reference_macs, reference_params, total_macs,
+                           total_params)
+
+SPEC = Path(__file__).resolve().parents[1] / "specs" / "ghostnet.yaml"
+REFERENCES = {"0_5": "ghostnet_050", "1_0": "ghostnet_100", "1_3": "ghostnet_130"}
+
+
+def edited(old: str, new: str, variant: str = "1_0"):
+    text = SPEC.read_text()
+    assert text.count(old) == 1, old
+    return compile_text(text.replace(old, new), variant, file=str(SPEC))
+
+
+@pytest.mark.parametrize("variant", ["1_0", "1_3"])
+def test_verify(variant):
+    result = check_against(compile_file(SPEC, variant), f"timm:{REFERENCES[variant]}")
+    assert result.ok and result.max_rel < 1e-5, result.as_dict()
+
+
+@pytest.mark.parametrize("variant", list(REFERENCES))
+def test_counts_equal_timm(variant):
+    graph = analyze_file(SPEC, variant)
+    reference = timm.create_model(REFERENCES[variant], pretrained=False)
+    assert total_params(graph) == reference_params(reference)
+    assert total_macs(graph) == reference_macs(reference, 224)
+
+
+def test_width_edit():
+    # A width no variant names, set in the spec as a user would.
+    model = edited("  width: 1.0\n", "  width: 0.75\n")
+    reference = _create_ghostnet("ghostnet_100", width=0.75)
+    assert sum(p.numel() for p in model.module.parameters()) == reference_params(reference)
+    result = check_against(model, "timm:ghostnet_100", reference)
+    assert result.ok and result.max_rel < 1e-5, result.as_dict()
+
+
+def test_table_1_structure():
+    graph = analyze_file(SPEC, "1_0")
+    ops = [n.op for n in graph.nodes.values()]
+    # 16 ghost bottlenecks, each with a residual add; squeeze-and-excite in 7 (Table 1).
+    assert ops.count("add") == 16
+    assert ops.count("mul") == 7
+    # Two ghost modules per bottleneck, each a concatenation of primary and cheap features.
+    assert ops.count("concat") == 32
+    # A convolutional shortcut where the block strides (4) or widens at stride 1
+    # (80 -> 112); identity elsewhere.
+    shortcuts = sorted({int(name.split(".")[1]) for name in graph.nodes if ".shortcut_pw." in name})
+    assert shortcuts == [1, 3, 5, 9, 11]
+
+
+def test_hard_sigmoid_gate_matters():
+    # timm gates squeeze-and-excite with a hard sigmoid; a logistic gate would differ.
+    model = edited("gate: {op: hardsigmoid}", "gate: {op: sigmoid}")
+    result = check_against(model, "timm:ghostnet_100")
+    assert not result.ok
