@@ -7,6 +7,7 @@ measured by the same closed-loop client, in the same run.
     python bench/serve.py                       # lenet (and resnet18 if specs/resnet.yaml exists), CPU
     python bench/serve.py --device cuda         # models on the GPU
     python bench/serve.py --duration 5 --concurrency 1 8 32 64
+    python bench/serve.py --models lenet --max-queue-delay-us 500   # also requests held for company
 
 Each request carries one sample (batch 1). "x floor" columns compare with the
 echo server at the same concurrency: throughput ratio (ours / floor) and p50
@@ -108,7 +109,7 @@ def start_echo(tmp: Path) -> Process:
     return Process([sys.executable, __file__, "--echo-server", str(port_file)], ready)
 
 
-def compile_models(out: Path, batching: bool) -> list[str]:
+def compile_models(out: Path, batching: bool, delay_us: int = 0) -> list[str]:
     """Compile lenet (and resnet18 when specs/resnet.yaml exists) into `out`."""
     names = []
     jobs = [("lenet", ROOT / "specs" / "lenet.yaml", [])]
@@ -117,7 +118,7 @@ def compile_models(out: Path, batching: bool) -> list[str]:
         jobs.append(("resnet18", resnet, ["18", "resnet18"]))
     for name, spec, variants in jobs:
         base = [sys.executable, "-m", "compiler.cli", "compile", str(spec), "--repository", str(out), "--name", name,
-                "--quiet", *([] if batching else ["--no-dynamic-batching"])]
+                "--quiet", *([f"--max-queue-delay-us={delay_us}"] if batching else ["--no-dynamic-batching"])]
         for variant in variants or [None]:  # the first variant name the spec knows
             done = subprocess.run(base + (["--variant", variant] if variant else []), cwd=ROOT,
                                   capture_output=True, text=True)
@@ -204,6 +205,8 @@ def main(argv=None) -> int:
     parser.add_argument("--max-duration", type=float, default=20.0,
                         help="upper bound per point for slow models (default: 20)")
     parser.add_argument("--models", nargs="+", choices=["lenet", "resnet18"], help="only these models")
+    parser.add_argument("--max-queue-delay-us", type=int, default=0, metavar="D",
+                        help="also measure batching with requests held up to D microseconds for company")
     parser.add_argument("--echo-server", metavar="PORT_FILE", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.echo_server:
@@ -218,6 +221,10 @@ def main(argv=None) -> int:
         if args.models:
             models = [m for m in models if m in args.models]
         compile_models(repositories["off"], batching=False)
+        if args.max_queue_delay_us > 0:
+            held = f"on, D={args.max_queue_delay_us}us"
+            repositories[held] = tmp / "held"
+            compile_models(repositories[held], batching=True, delay_us=args.max_queue_delay_us)
         floor: dict[tuple[str, int], dict] = {}
 
         echo = start_echo(tmp)
@@ -241,12 +248,12 @@ def main(argv=None) -> int:
                 server.stop()
 
     print(f"\nnetspec serve on {args.device}; batch-1 requests; {args.duration:g} s per point; {os.cpu_count()} CPU cores\n")
-    header = f"{'model':<10} {'server':<14} {'conc':>4} {'infer/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'x floor thr':>11} {'x floor p50':>11}"
+    header = f"{'model':<10} {'server':<22} {'conc':>4} {'infer/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'x floor thr':>11} {'x floor p50':>11}"
     print(header)
     print("-" * len(header))
     for model, server, c, r in rows:
         f = floor[(model, c)]
-        print(f"{model:<10} {server:<14} {c:>4} {r['throughput']:>9.0f} {r['p50']:>8.2f} {r['p99']:>8.2f} "
+        print(f"{model:<10} {server:<22} {c:>4} {r['throughput']:>9.0f} {r['p50']:>8.2f} {r['p99']:>8.2f} "
               f"{r['throughput'] / f['throughput']:>11.2f} {r['p50'] / f['p50']:>11.2f}")
     return 0
 

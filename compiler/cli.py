@@ -76,7 +76,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--max-batch-size", type=int, default=64)
     p.add_argument("--precision", choices=("fp32", "fp16", "bf16"), default="fp32")
     p.add_argument("--no-dynamic-batching", dest="dynamic_batching", action="store_false")
-    p.add_argument("--max-queue-delay-us", type=int, default=500)
+    p.add_argument("--max-queue-delay-us", type=int, default=0,
+                   help="how long a request may wait for others to join its batch (default 0: never held)")
     p.add_argument("--quiet", action="store_true", help="do not print the summaries")
 
     p = command("verify", "Compare a spec with a reference implementation on the same weights.", cmd_verify)

@@ -22,7 +22,7 @@ def _dims(shape, drop_batch: bool) -> str:
 
 
 def config_text(graph: Graph, name: str, max_batch_size: int = 64, dynamic_batching: bool = True,
-                max_queue_delay_us: int = 500, precision: str = "fp32") -> str:
+                max_queue_delay_us: int = 0, precision: str = "fp32") -> str:
     batch = batched(graph) and max_batch_size > 0
     lines = [f'name: "{name}"', 'backend: "netspec"', f"max_batch_size: {max_batch_size if batch else 0}"]
 

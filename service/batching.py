@@ -1,14 +1,14 @@
 """The per-model scheduler: requests queue here and run on the model's worker
 thread, one execution at a time.
 
-With dynamic batching the policy is work-conserving: a request that finds the
-model idle runs at once, alone (nobody else is being served, so waiting could
-only add latency); requests that arrive while the model is busy queue up, and
-when it frees they run together as one execution (up to max_batch_size
-samples), split back afterwards. The batch size thus follows the load: 1 when
-requests come one at a time, larger as they come faster than the model
-serves them. No request is ever held on a timer, so max_queue_delay is not
-used here (docs/serving.md compares this with Triton's batcher).
+With dynamic batching, requests that arrive while the model is busy queue up,
+and when it frees they run together as one execution (up to max_batch_size
+samples), split back afterwards. A request that finds the model idle is held
+for at most max_queue_delay, as Triton's batcher does, so that others can
+join it; with a delay of 0 (Triton's default, and netspec's) it runs at once,
+and the batch size follows the load: 1 when requests come one at a time,
+larger as they come faster than the model serves them. docs/serving.md
+measures both.
 
 Requests are only batched together when every input has the same shape past
 the batch dimension (and so the same dtype, which the model fixes); others
@@ -57,12 +57,14 @@ class Scheduler:
         executor: Executor,
         *,
         dynamic_batching: bool,
+        max_queue_delay_s: float = 0.0,
         on_execution=None,
     ):
         self.runtime = runtime
         self.executor = executor
         self.batching = dynamic_batching and runtime.batchable
         self.max_batch = runtime.max_batch_size if self.batching else 0
+        self.max_delay_s = max_queue_delay_s if self.batching else 0.0
         self.on_execution = on_execution  # callback(batch_size, Timings)
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._carry: collections.deque[_Pending] = collections.deque()
@@ -101,6 +103,8 @@ class Scheduler:
             group = [first]
             if self.batching:
                 closing = self._gather(group) or closing
+                if self.max_delay_s > 0 and not closing:
+                    closing = await self._hold(group)
             try:
                 # The model is busy: requests arriving now queue for the next execution.
                 await self._execute([p for p in group if not p.future.cancelled()])
@@ -131,6 +135,31 @@ class Scheduler:
                     break  # full: the rest waits for the next execution
         self._carry.extendleft(reversed(skipped))
         return closing
+
+    async def _hold(self, group: list[_Pending]) -> bool:
+        """Wait for compatible requests until the batch is full or its oldest
+        request has waited max_queue_delay. A waiting request that cannot
+        join (another shape, or too many samples) ends the hold, so it is not
+        kept waiting longer than the delay either. Returns True if the close
+        marker came: shutdown runs what is queued at once."""
+        deadline = group[0].enqueued_ns + int(self.max_delay_s * 1e9)
+        size = sum(p.batch for p in group)
+        while size < self.max_batch and not self._carry:
+            left_s = (deadline - time.perf_counter_ns()) / 1e9
+            if left_s <= 0:
+                break
+            try:
+                nxt = await asyncio.wait_for(self._queue.get(), left_s)
+            except asyncio.TimeoutError:
+                break
+            if nxt is None:
+                return True
+            if nxt.key == group[0].key and size + nxt.batch <= self.max_batch:
+                group.append(nxt)
+                size += nxt.batch
+            else:
+                self._carry.append(nxt)  # first in line for the next execution
+        return False
 
     async def _execute(self, group: list[_Pending]) -> None:
         if not group:

@@ -49,8 +49,6 @@ def settings_of(config: model_config_pb2.ModelConfig) -> ModelSettings:
     if config.max_batch_size < 0:
         raise ConfigError(f"model '{config.name}': max_batch_size is {config.max_batch_size}; expected 0 or more")
     batching = config.HasField("dynamic_batching") and config.max_batch_size > 0
-    # Kept as configured; the scheduler holds no request whatever the delay,
-    # as Triton does with 0 (docs/serving.md, "Dynamic batching").
     delay_us = config.dynamic_batching.max_queue_delay_microseconds
     return ModelSettings(
         name=config.name,

@@ -230,6 +230,7 @@ class Repository:
                 runtime,
                 executor,
                 dynamic_batching=settings.dynamic_batching,
+                max_queue_delay_s=settings.max_queue_delay_s,
                 on_execution=stats.record_execution,
             )
             entry.versions[str(v)] = ServedVersion(entry.name, str(v), runtime, scheduler, executor, stats)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import torch
@@ -42,9 +43,9 @@ class Gated(Recording):
         return x + 1
 
 
-def scheduler_for(model, *, max_batch_size=8, batching=True):
+def scheduler_for(model, *, max_batch_size=8, batching=True, delay_s=0.0):
     runtime = Runtime(model, device=torch.device("cpu"), max_batch_size=max_batch_size)
-    return Scheduler(runtime, ThreadPoolExecutor(1), dynamic_batching=batching)
+    return Scheduler(runtime, ThreadPoolExecutor(1), dynamic_batching=batching, max_queue_delay_s=delay_s)
 
 
 def recording_model():
@@ -177,3 +178,59 @@ def test_idle_model_runs_a_request_at_once_and_batches_those_that_arrive_while_b
 
     run(body())
     assert gated.batches == [1, 6]
+
+
+def test_a_queue_delay_holds_an_idle_models_request_for_company():
+    model = recording_model()
+
+    async def body():
+        scheduler = scheduler_for(model, delay_s=1.0)
+        start = time.perf_counter()
+        first = asyncio.create_task(scheduler.submit([torch.zeros(1, 2)], 1))
+        await asyncio.sleep(0.05)  # the model is idle, but the first request waits
+        rest = [asyncio.create_task(scheduler.submit([torch.ones(k, 2)], k)) for k in (1, 2)]
+        await asyncio.gather(first, *rest)
+        held = time.perf_counter() - start
+        await scheduler.close()
+        return held
+
+    held = run(body())
+    assert model.module.batches == [4]
+    assert held >= 1.0  # the batch never filled (4 < 8): it left when the first had waited the delay
+
+
+def test_a_full_batch_does_not_wait_out_the_delay():
+    model = recording_model()
+
+    async def body():
+        scheduler = scheduler_for(model, max_batch_size=3, delay_s=30.0)
+        start = time.perf_counter()
+        await asyncio.gather(*[scheduler.submit([torch.zeros(1, 2)], 1) for _ in range(3)])
+        elapsed = time.perf_counter() - start
+        await scheduler.close()
+        return elapsed
+
+    assert run(body()) < 10.0
+    assert model.module.batches == [3]
+
+
+def test_a_request_that_cannot_join_ends_the_hold():
+    model = recording_model()
+
+    async def body():
+        scheduler = scheduler_for(model, delay_s=2.0)
+        start = time.perf_counter()
+        first = asyncio.create_task(scheduler.submit([torch.zeros(1, 2)], 1))
+        await asyncio.sleep(0.05)
+        other = asyncio.create_task(scheduler.submit([torch.zeros(1, 5)], 1))  # another shape
+        await first
+        first_done = time.perf_counter() - start
+        await other  # alone in turn, held for company up to its own delay
+        other_done = time.perf_counter() - start
+        await scheduler.close()
+        return first_done, other_done
+
+    first_done, other_done = run(body())
+    assert first_done < 1.5  # not held for the whole delay: someone else was waiting
+    assert other_done >= 2.0
+    assert model.module.batches == [1, 1]
