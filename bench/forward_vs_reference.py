@@ -87,8 +87,7 @@ def compare(row: Row, device: torch.device, batch: int, repeats: int, warmup: in
             pairs.append((t_ours, t_theirs))
     ms_ours = statistics.median(p[0] for p in pairs) * 1e3
     ms_theirs = statistics.median(p[1] for p in pairs) * 1e3
-    ratios = sorted(p[0] / p[1] for p in pairs)
-    q1, q3 = ratios[len(ratios) // 4], ratios[(3 * len(ratios)) // 4 - (1 if len(ratios) % 4 == 0 else 0)]
+    q1, _, q3 = statistics.quantiles([p[0] / p[1] for p in pairs], n=4)
     label = f"{row.spec} {row.variant}" if row.variant else row.spec
     return [label, row.reference, f"{ms_ours:.2f}", f"{ms_theirs:.2f}", f"{ms_ours / ms_theirs:.3f}",
             f"{q1:.3f}..{q3:.3f}", f"{rel:.1e}"]

@@ -15,6 +15,8 @@ import torch
 import torch.fx as fx
 from torch import nn
 
+import torch.nn.functional as F
+
 from .errors import InternalError
 from .ir import Graph
 from .ops import OPS, FunctionCall, ModuleCall
@@ -99,5 +101,32 @@ def emit(graph: Graph, seed: int | None = 0) -> fx.GraphModule:
         values[node.name] = out
     results = [values[src] for src in graph.outputs.values()]
     g.output(results[0] if len(results) == 1 else tuple(results))
+    _activations_in_place(g, root)
     g.lint()
     return fx.GraphModule(root, g, class_name=class_name(graph.name))
+
+
+# Activations that may overwrite their input, as torchvision's nn.ReLU(inplace=True)
+# does: saving a fresh activation-sized tensor per layer is measurable on the CPU.
+_IN_PLACE = {torch.relu: (torch.relu_, {}), F.relu6: (F.relu6, {"inplace": True}),
+             F.leaky_relu: (F.leaky_relu, {"inplace": True}), F.hardswish: (F.hardswish, {"inplace": True}),
+             F.hardsigmoid: (F.hardsigmoid, {"inplace": True}), F.silu: (F.silu, {"inplace": True})}
+# Producers whose result is a fresh tensor, never a view of one that is used elsewhere.
+_FRESH_MODULES = (nn.Conv2d, nn.Linear, nn.modules.batchnorm._BatchNorm)
+_FRESH_FUNCTIONS = {operator.add}
+
+
+def _activations_in_place(g: fx.Graph, root: nn.Module) -> None:
+    """Let an activation overwrite its input where nothing else reads it: the
+    input is the fresh output of a convolution, linear layer, batch norm or sum,
+    and the activation is its only user (not a graph output, not a branch)."""
+    for node in g.nodes:
+        if node.op != "call_function" or node.target not in _IN_PLACE or node.kwargs:
+            continue
+        producer = node.args[0]
+        if not isinstance(producer, fx.Node) or len(producer.users) != 1:
+            continue
+        fresh = (producer.op == "call_module" and isinstance(root.get_submodule(producer.target), _FRESH_MODULES)) \
+            or (producer.op == "call_function" and producer.target in _FRESH_FUNCTIONS)
+        if fresh:
+            node.target, node.kwargs = _IN_PLACE[node.target]
