@@ -13,9 +13,8 @@ import re
 
 import torch
 import torch.fx as fx
-from torch import nn
-
 import torch.nn.functional as F
+from torch import nn
 
 from .errors import InternalError
 from .ir import Graph

@@ -118,7 +118,7 @@ class Scheduler:
         """Add the compatible requests already queued to `group`, up to
         max_batch_size samples, without waiting for more; returns True if the
         close marker was seen."""
-        size = group[0].batch
+        size = sum(p.batch for p in group)
         skipped = []
         closing = False
         while size < self.max_batch and (self._carry or not self._queue.empty()):
@@ -143,22 +143,17 @@ class Scheduler:
         kept waiting longer than the delay either. Returns True if the close
         marker came: shutdown runs what is queued at once."""
         deadline = group[0].enqueued_ns + int(self.max_delay_s * 1e9)
-        size = sum(p.batch for p in group)
-        while size < self.max_batch and not self._carry:
+        while sum(p.batch for p in group) < self.max_batch and not self._carry:
             left_s = (deadline - time.perf_counter_ns()) / 1e9
             if left_s <= 0:
                 break
             try:
-                nxt = await asyncio.wait_for(self._queue.get(), left_s)
+                arrived = await asyncio.wait_for(self._queue.get(), left_s)
             except asyncio.TimeoutError:
                 break
-            if nxt is None:
+            self._carry.append(arrived)  # _gather takes it (and whatever came with it) or leaves it first in line
+            if self._gather(group):
                 return True
-            if nxt.key == group[0].key and size + nxt.batch <= self.max_batch:
-                group.append(nxt)
-                size += nxt.batch
-            else:
-                self._carry.append(nxt)  # first in line for the next execution
         return False
 
     async def _execute(self, group: list[_Pending]) -> None:

@@ -8,8 +8,8 @@ import pytest
 import timm
 import torch
 
-from compiler.api import compile_file, compile_text
-from timeline_util import analyze_file, check_against, reference_macs, reference_params, total_macs, total_params
+from compiler.api import compile_file
+from timeline_util import edit_spec, analyze_file, check_against, reference_macs, reference_params, total_macs, total_params
 
 SPEC = Path(__file__).resolve().parents[1] / "specs" / "cspnet.yaml"
 PARAMS = {"cspdarknet53": 27_642_184, "cspresnet50": 21_616_168}
@@ -17,10 +17,7 @@ PARAMS = {"cspdarknet53": 27_642_184, "cspresnet50": 21_616_168}
 
 def edited(old: str, new: str, variant: str):
     """The spec with one line edited (and 128x128 images, for speed), as a user would edit it."""
-    text = SPEC.read_text()
-    assert old in text and "  size: 256" in text
-    text = text.replace(old, new).replace("  size: 256", "  size: 128")
-    return compile_text(text, variant, file=str(SPEC))
+    return edit_spec(SPEC, variant, (old, new), ("  size: 256", "  size: 128"))
 
 
 @pytest.mark.parametrize("variant", list(PARAMS))

@@ -8,7 +8,7 @@ import pytest
 import torchvision
 
 from compiler.api import compile_file, compile_text
-from timeline_util import (analyze_file, check_against, reference_macs, reference_params, total_macs,
+from timeline_util import (edit_spec, analyze_file, check_against, reference_macs, reference_params, total_macs,
                            total_params)
 
 SPEC = Path(__file__).resolve().parents[1] / "specs" / "mobilenet.yaml"
@@ -18,9 +18,7 @@ REFERENCES = {"v1": "timm:mobilenetv1_100", "v2": "torchvision:mobilenet_v2",
 
 def with_width(variant: str, width: float):
     """The spec with its width multiplier set, as a user would edit it."""
-    text = SPEC.read_text()
-    assert "  width: 1.0 " in text
-    return compile_text(text.replace("  width: 1.0 ", f"  width: {width} "), variant, file=str(SPEC))
+    return edit_spec(SPEC, variant, ("  width: 1.0 ", f"  width: {width} "))
 
 
 @pytest.mark.parametrize("variant", list(REFERENCES))

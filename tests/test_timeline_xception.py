@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 import timm
 
-from compiler.api import analyze_text, compile_file, compile_text
-from timeline_util import analyze_file, check_against, reference_macs, reference_params, total_macs, total_params
+from compiler.api import analyze_text, compile_file
+from timeline_util import edit_spec, analyze_file, check_against, reference_macs, reference_params, total_macs, total_params
 
 SPEC = Path(__file__).resolve().parents[1] / "specs" / "xception.yaml"
 REFERENCE = "timm:legacy_xception"
@@ -21,10 +21,7 @@ def reference():
 
 def edited(old: str, new: str):
     """The spec with one line edited (and 128x128 images, for speed), as a user would edit it."""
-    text = SPEC.read_text()
-    assert old in text and "  size: 299" in text
-    text = text.replace(old, new).replace("  size: 299", "  size: 128")
-    return compile_text(text, "legacy_xception", file=str(SPEC))
+    return edit_spec(SPEC, "legacy_xception", (old, new), ("  size: 299", "  size: 128"))
 
 
 def test_verify(reference):

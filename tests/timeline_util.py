@@ -6,7 +6,9 @@ from __future__ import annotations
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from compiler.api import analyze_file
+from pathlib import Path
+
+from compiler.api import Model, analyze_file, compile_text
 from compiler.ir import Graph
 from compiler.verify import build_reference, randomize_norms, verify
 
@@ -39,5 +41,15 @@ def check_against(model, against: str, reference: torch.nn.Module | None = None)
     return verify(model, against, reference=reference)
 
 
-__all__ = ["analyze_file", "check_against", "reference_macs", "reference_params",
+def edit_spec(spec: Path, variant: str | None, *edits: tuple[str, str]) -> Model:
+    """The spec compiled with lines edited as a user would edit them; each
+    edited text must be in the spec, so a test cannot silently edit nothing."""
+    text = spec.read_text()
+    for old, new in edits:
+        assert old in text, old
+        text = text.replace(old, new)
+    return compile_text(text, variant, file=str(spec))
+
+
+__all__ = ["analyze_file", "check_against", "edit_spec", "reference_macs", "reference_params",
            "total_macs", "total_params"]

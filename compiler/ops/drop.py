@@ -37,9 +37,6 @@ class StochasticDepth(nn.Module):
         return f"p={self.p}, mode={self.mode!r}"
 
 
-_SOURCE = inspect.getsource(StochasticDepth)
-
-
 @register
 class StochasticDepthOp(Op):
     name = "stochastic_depth"
@@ -54,4 +51,4 @@ class StochasticDepthOp(Op):
     def lower(self, p, inputs, out):
         # torch has no stochastic-depth layer; model.py carries this one's source.
         return ModuleCall("StochasticDepth", (p.p, p.mode), factory=lambda: StochasticDepth(p.p, p.mode),
-                          helpers=(("StochasticDepth", _SOURCE),))
+                          helpers=(("StochasticDepth", inspect.getsource(StochasticDepth)),))
