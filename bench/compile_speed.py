@@ -3,12 +3,13 @@
     python bench/compile_speed.py [--repeats 3] [--specs lenet vgg ...] [--default-only]
 
 Each row: milliseconds per stage (median of --repeats, after one warm-up), for load (YAML with
-positions), validate (pydantic), expand (blocks, repeats, variants), graph
-(networkx checks), shapes (inference), emit (the fx GraphModule built with
-its parameters on the meta device: code and structure only) and init
-(building it again with real parameters initialised as PyTorch does, less
-the emit time).  total = load + validate + expand + graph + shapes + emit +
-init: what `netspec compile` spends before writing files.
+positions), validate (pydantic), expand (blocks, repeats, variants), check
+(op signatures, and the networkx structure checks), shapes (inference and
+counts), emit (the fx GraphModule built with its parameters on the meta
+device: code and structure only) and init (building it again with real
+parameters initialised as PyTorch does, less the emit time).  total = load +
+validate + expand + check + shapes + emit + init: what `netspec compile`
+spends before writing files.
 """
 from __future__ import annotations
 
@@ -23,13 +24,12 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from compiler import emit, graph as graph_stage, shapes  # noqa: E402
-from compiler.expand import expand  # noqa: E402
-from compiler.load import load_file  # noqa: E402
-from compiler.report import table  # noqa: E402
-from compiler.validate import validate  # noqa: E402
+from compiler.backend.emit import emit  # noqa: E402
+from compiler.frontend import expand, load_file, validate  # noqa: E402
+from compiler.passes import costs, shapes, signature, structure  # noqa: E402
+from compiler.tools.report import table  # noqa: E402
 
-STAGES = ("load", "validate", "expand", "graph", "shapes", "emit", "init")
+STAGES = ("load", "validate", "expand", "check", "shapes", "emit", "init")
 
 
 def variants_of(path: Path) -> list[str | None]:
@@ -54,12 +54,12 @@ def run_once(path: Path, variant: str | None) -> tuple[dict[str, float], int, in
 
     tree = step("load", load_file, path)
     spec = step("validate", validate, tree)
-    g = step("expand", expand, spec, tree, variant)
-    step("graph", graph_stage.check, g)
-    step("shapes", shapes.infer, g)
+    g = step("expand", expand, spec, variant)
+    step("check", lambda: (signature.check(g), structure.check(g)))
+    step("shapes", lambda: (shapes.infer(g), costs.count(g)))
     with torch.device("meta"):
-        step("emit", emit.emit, g, 0)
-    step("init", emit.emit, g, 0)
+        step("emit", emit, g, 0)
+    step("init", emit, g, 0)
     times["init"] -= times["emit"]
     return times, len(g.nodes), sum(n.n_params for n in g.nodes.values())
 

@@ -26,8 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from compiler.api import compile_file  # noqa: E402
-from compiler.report import table  # noqa: E402
-from compiler.verify import build_reference, copy_weights, first_tensor, randomize_norms  # noqa: E402
+from compiler.tools.report import table  # noqa: E402
+from compiler.tools.verify import build_reference, copy_weights, first_tensor, randomize_norms  # noqa: E402
 
 
 @dataclass

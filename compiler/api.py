@@ -1,17 +1,24 @@
-"""The compiler as a library: run the stages on a file or text."""
+"""The compiler as a library: run the stages on a file or text.
+
+    graph = analyze_file("specs/resnet.yaml", "50")   # checked, shapes and counts known; no torch
+    model = build(graph)                              # model.module: a torch.fx GraphModule
+
+Analysis imports no torch; `build` (and `compile_*`) do.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-
-from . import emit, graph as graph_stage, shapes
-from .errors import Diagnostic, SpecError
-from .expand import expand
+from .errors import Collector, Diagnostic, SpecError
+from .frontend import expand, load_file, load_text, validate
+from .frontend.load import Map
 from .ir import Graph, TensorInfo
-from .load import load_file, load_text
-from .validate import validate
+from .passes import costs, shapes, signature, structure
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass
@@ -19,7 +26,7 @@ class Model:
     name: str
     variant: str | None
     graph: Graph
-    module: torch.nn.Module
+    module: "torch.nn.Module"
     inputs: dict[str, TensorInfo] = field(default_factory=dict)
     outputs: dict[str, TensorInfo] = field(default_factory=dict)
 
@@ -28,16 +35,24 @@ class Model:
         return self.graph.warnings
 
 
-def analyze_tree(tree, variant: str | None = None, outputs: list[str] | None = None) -> Graph:
-    """Validate, expand, check and shape-infer a loaded tree; with `outputs`,
-    keep only those outputs and the nodes they depend on."""
+def analyze_tree(tree: Map, variant: str | None = None, outputs: list[str] | None = None) -> Graph:
+    """Validate, expand, check, shape-infer and count a loaded tree; with
+    `outputs`, keep only those outputs and the nodes they depend on.
+    Problems found before shapes are known are reported together."""
     spec = validate(tree)
-    g = expand(spec, tree, variant)
+    found = Collector()
+    graph = expand(spec, variant, found)
     if outputs:
-        graph_stage.select_outputs(g, outputs)
-    graph_stage.check(g)
-    shapes.infer(g)
-    return g
+        try:
+            structure.select_outputs(graph, outputs)
+        except SpecError as e:
+            found.errors.extend(e.diagnostics)
+    signature.check(graph, found)
+    structure.check(graph, found)
+    found.raise_if_any()
+    shapes.infer(graph)
+    costs.count(graph)
+    return graph
 
 
 def analyze_file(path: str | Path, variant: str | None = None, outputs: list[str] | None = None) -> Graph:
@@ -49,9 +64,13 @@ def analyze_text(text: str, variant: str | None = None, file: str = "<string>") 
 
 
 def build(g: Graph, seed: int | None = 0) -> Model:
-    module = emit.emit(g, seed)
-    return Model(g.name, g.variant, g, module, dict(g.inputs),
-                 {k: g.tensor(v) for k, v in g.outputs.items()})
+    """The torch module of an analyzed graph; weights are initialised as
+    PyTorch does, from a generator seeded with `seed` (None: a random seed),
+    leaving torch's global generator untouched."""
+    from .backend.emit import emit
+
+    module = emit(g, seed)
+    return Model(g.name, g.variant, g, module, dict(g.inputs), {k: g.tensor(v) for k, v in g.outputs.items()})
 
 
 def compile_file(path: str | Path, variant: str | None = None, seed: int | None = 0,

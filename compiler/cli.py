@@ -1,13 +1,20 @@
-"""The `netspec` command line."""
+"""The `netspec` command line.
+
+The compiler's commands are defined here; other packages add theirs through
+the `netspec.commands` entry point group (the service adds `serve` and
+`infer`), so the compiler never imports them.  A command imports what it
+needs when it runs.
+"""
 from __future__ import annotations
 
 import argparse
 import json
 import sys
 import traceback
+from importlib.metadata import entry_points
 from pathlib import Path
 
-from .errors import InternalError, SpecError
+from .errors import InternalError, UserError
 
 EXAMPLES = {
     "check": "netspec check specs/resnet.yaml --variant 50",
@@ -16,12 +23,19 @@ EXAMPLES = {
     "compile": "netspec compile specs/lenet.yaml --repository models/   (or: netspec compile specs/ --repository models/)\n"
                "  netspec compile specs/googlenet.yaml --outputs logits --repository models/",
     "verify": "netspec verify specs/vgg.yaml --variant D --against torchvision:vgg16",
+    "graph": "netspec graph specs/googlenet.yaml --variant paper --depth 1 -o googlenet.svg\n"
+             "  netspec graph specs/resnet.yaml --variant 18 -o resnet18.png",
     "ops": "netspec ops",
 }
+PLUGINS = "netspec.commands"  # entry points: callables taking the subparsers, adding commands
+BUG = "a bug in netspec, not in your spec; please report it"
 
 
-class UsageError(Exception):
+class UsageError(UserError):
     """A bad command line: one line, exit 2."""
+
+    def format(self) -> str:
+        return str(self)
 
 
 def output_names(text: str) -> list[str]:
@@ -35,10 +49,12 @@ def output_names(text: str) -> list[str]:
 OUTPUTS_HELP = "keep only these outputs (comma-separated) and the layers they need, e.g. 'logits'"
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser() -> tuple[argparse.ArgumentParser, list[str]]:
+    """The parser, and the problems met loading other packages' commands."""
     parser = argparse.ArgumentParser(
         prog="netspec", description="Compile declarative YAML network specs into PyTorch and serve them.",
         epilog="Run 'netspec COMMAND --help' for a command's options and an example.")
+    parser.add_argument("--debug", action="store_true", help="print the traceback of an internal error")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     def command(name: str, help: str, func) -> argparse.ArgumentParser:
@@ -88,15 +104,32 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--tolerance", type=float, default=1e-5, help="largest relative difference accepted")
     p.add_argument("--json", action="store_true")
 
+    p = sub.add_parser(
+        "graph", help="Draw a spec's graph with Graphviz (.dot, .svg or .png).",
+        description="Draw a spec's graph with Graphviz: block instances as clusters, edges labelled "
+                    "with shapes. .svg and .png need the 'dot' program (Debian package graphviz).",
+        epilog=f"example:\n  {EXAMPLES['graph']}", formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.set_defaults(func=cmd_graph)
+    p.add_argument("spec", type=Path)
+    p.add_argument("--variant")
+    p.add_argument("--outputs", type=output_names, help=OUTPUTS_HELP)
+    p.add_argument("--depth", type=int,
+                   help="levels of block instances drawn open; deeper ones are one box each "
+                        "(0: every top-level instance is one box; default: all open)")
+    p.add_argument("-o", "--output", type=Path, required=True, help="the file to write: .dot, .svg or .png")
+
     command("ops", "List the ops a spec can use.", cmd_ops)
 
-    for extension in ("service.cli", "compiler.graphviz_cli"):
+    problems = []
+    for plugin in entry_points(group=PLUGINS):
         try:
-            module = __import__(extension, fromlist=["add_commands"])
-        except ImportError:
+            add_commands = plugin.load()
+        except ImportError as e:  # said on every run, so a broken install never hides a command
+            problems.append(f"netspec: the commands of '{plugin.name}' ({plugin.value}) cannot be loaded: "
+                            f"{type(e).__name__}: {e}")
             continue
-        module.add_commands(sub)
-    return parser
+        add_commands(sub)
+    return parser, problems
 
 
 def _print_warnings(graph) -> None:
@@ -106,7 +139,7 @@ def _print_warnings(graph) -> None:
 
 def cmd_check(args) -> int:
     from .api import analyze_file
-    from .report import io_text
+    from .tools.report import io_text
     graph = analyze_file(args.spec, args.variant, args.outputs)
     _print_warnings(graph)
     print(io_text(graph))
@@ -115,7 +148,7 @@ def cmd_check(args) -> int:
 
 def cmd_summary(args) -> int:
     from .api import analyze_file
-    from .report import summary_dict, summary_text
+    from .tools.report import summary_dict, summary_text
     graph = analyze_file(args.spec, args.variant, args.outputs)
     _print_warnings(graph)
     by = args.by if args.by == "block" else None
@@ -139,9 +172,9 @@ def spec_files(paths: list[Path]) -> list[Path]:
 
 
 def cmd_compile(args) -> int:
-    from .api import build, analyze_file
-    from .artifact import write_version
-    from .report import summary_text
+    from .api import analyze_file, build
+    from .tools.artifact import write_version
+    from .tools.report import summary_text
     files = spec_files(args.specs)
     if len(files) > 1 and (args.name or args.variant or args.weights or args.outputs):
         raise UsageError("--name, --variant, --weights and --outputs apply to a single spec")
@@ -163,7 +196,7 @@ def cmd_compile(args) -> int:
 
 def cmd_verify(args) -> int:
     from .api import compile_file
-    from .verify import verify
+    from .tools.verify import verify
     model = compile_file(args.spec, args.variant, outputs=args.outputs)
     result = verify(model, args.against, args.tolerance)
     if args.json:
@@ -178,12 +211,36 @@ def cmd_verify(args) -> int:
     return 0 if result.ok else 1
 
 
+def cmd_graph(args) -> int:
+    from .api import analyze_file
+    from .tools.picture import FORMATS, INSTALL_HINT, render, to_dot
+    out: Path = args.output
+    if out.suffix not in FORMATS:
+        raise UsageError(f"-o {out}: the file must end in {', '.join(FORMATS)}")
+    if args.depth is not None and args.depth < 0:
+        raise UsageError(f"--depth must be 0 or more, got {args.depth}")
+    if not args.spec.exists():
+        raise UsageError(f"no such spec file: {args.spec}")
+    if not out.parent.is_dir():
+        raise UsageError(f"-o {out}: the folder {out.parent} does not exist")
+    graph = analyze_file(args.spec, args.variant, args.outputs)
+    try:
+        written = render(to_dot(graph, args.depth), out)
+    except FileNotFoundError as e:
+        print(f"netspec graph: wrote {e.args[0]}, but cannot render {out.suffix[1:]}: no 'dot' program; "
+              f"{INSTALL_HINT}", file=sys.stderr)
+        return 2
+    except RuntimeError as e:
+        raise UsageError(str(e)) from None
+    print(f"wrote {written}")
+    return 0
+
+
 def cmd_ops(args) -> int:
-    from .ops import OPS
-    from .report import table
+    from .ops import public_ops
+    from .tools.report import table
     rows = [["op", "parameters", "what it does"]]
-    for name in sorted(OPS):
-        op = OPS[name]
+    for name, op in public_ops().items():
         fields = ", ".join(f"{k}" + ("" if f.is_required() else f"={f.default!r}")
                            for k, f in op.Params.model_fields.items())
         rows.append([name, fields or "-", op.doc])
@@ -192,29 +249,28 @@ def cmd_ops(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = _parser()
+    parser, problems = _parser()
+    for problem in problems:
+        print(problem, file=sys.stderr)
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except SpecError as e:
-        print(e.format(), file=sys.stderr)
-        return 2
     except UsageError as e:
         print(f"netspec {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except UserError as e:
+        print(e.format(), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
         return 0
-    except InternalError:
-        traceback.print_exc()
-        print("netspec: internal error (a bug in netspec, not in your spec); please report it "
-              "with the traceback above", file=sys.stderr)
-        return 3
-    except Exception:
-        traceback.print_exc()
-        print("netspec: internal error (a bug in netspec, not in your spec); please report it "
-              "with the traceback above", file=sys.stderr)
+    except Exception as e:  # a bug: said as one, with the traceback when asked for
+        if args.debug:
+            traceback.print_exc()
+        text = e.format() if isinstance(e, InternalError) else f"internal error: {type(e).__name__}: {e}"
+        print(f"netspec: {text}\n  ({BUG}{'' if args.debug else '; run with --debug for the traceback'})",
+              file=sys.stderr)
         return 3
 
 

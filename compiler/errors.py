@@ -1,8 +1,19 @@
-"""Diagnostics: every user error carries where it came from and how to fix it.
+"""What can go wrong, in three kinds, each its own class.
 
-Rules (op shape rules, expression evaluation) raise small location-free errors;
-the stage that calls them adds the node, the source position and the chain of
-block expansions, and collects everything it finds before raising once.
+- A **user error** (`UserError`) is something the person running netspec can
+  fix: a problem in their spec (`SpecError`, located at the file, line and
+  column, with the chain of block expansions that produced the node), or in
+  their environment (`ResourceError`: a missing file, unreadable weights, an
+  uninstalled reference package).  Its text is meant for people; the command
+  line prints it and exits 2, never with a traceback.
+- An **internal error** (`InternalError`) is a bug in netspec: a shape rule or
+  a lowering that raised.  It names the node it happened at and is always
+  chained to the exception that caused it, so `--debug` can show the trace.
+
+Rules (op shape rules, expression evaluation) raise the small, location-free
+`RuleError`; the stage that calls them adds the node, the source position and
+the chain of block expansions, and collects everything it finds before
+raising once (`Collector`).
 """
 from __future__ import annotations
 
@@ -66,8 +77,15 @@ class Diagnostic:
         return "\n".join(lines)
 
 
-class SpecError(Exception):
-    """One or more problems in a user's spec. Its text is meant for people."""
+class UserError(Exception):
+    """Something the user can fix; `format()` is the text to show them."""
+
+    def format(self) -> str:
+        return str(self)
+
+
+class SpecError(UserError):
+    """One or more problems in a user's spec, each at its position."""
 
     def __init__(self, diagnostics: list[Diagnostic] | Diagnostic):
         if isinstance(diagnostics, Diagnostic):
@@ -83,18 +101,42 @@ class SpecError(Exception):
         return text
 
 
-class RuleError(Exception):
-    """Raised by a location-free rule (an op's shape rule, an expression);
-    the caller turns it into a Diagnostic with the node and position."""
+class ResourceError(UserError):
+    """A file, folder or package netspec needs is missing or unusable: the
+    spec may be fine, the environment is not."""
 
     def __init__(self, message: str, hint: str | None = None):
+        self.message, self.hint = message, hint
+        super().__init__(self.format())
+
+    def format(self) -> str:
+        return f"error: {self.message}" + (f"\n  hint: {self.hint}" if self.hint else "")
+
+
+class RuleError(Exception):
+    """Raised by a location-free rule (an op's shape rule, an expression);
+    the caller turns it into a Diagnostic with the node and position.  `at`
+    names the parameter whose position fits better than the node's."""
+
+    def __init__(self, message: str, hint: str | None = None, at: str | None = None):
         super().__init__(message)
         self.message = message
         self.hint = hint
+        self.at = at
 
 
 class InternalError(Exception):
-    """A bug in netspec itself, never the user's fault. Always chained."""
+    """A bug in netspec itself, never the user's fault. Always chained to the
+    exception that revealed it; names the node when one was being handled."""
+
+    def __init__(self, message: str, node: str | None = None, op: str | None = None, loc: Loc | None = None):
+        self.message, self.node, self.op, self.loc = message, node, op, loc
+        super().__init__(self.format())
+
+    def format(self) -> str:
+        head = f"{self.loc}: " if self.loc else ""
+        who = f"node '{self.node}'" + (f" ({self.op})" if self.op else "") + ": " if self.node else ""
+        return f"{head}internal error: {who}{self.message}"
 
 
 @dataclass
@@ -113,3 +155,23 @@ class Collector:
     def raise_if_any(self) -> None:
         if self.errors:
             raise SpecError(self.errors)
+
+
+# Words for pydantic's error types, shared by the validation of the spec and
+# of each op's parameters.
+EXPECTED = {
+    "dict_type": "a mapping", "list_type": "a list", "string_type": "a string",
+    "int_type": "an integer", "int_parsing": "an integer", "bool_type": "true or false",
+    "bool_parsing": "true or false", "model_type": "a mapping", "model_attributes_type": "a mapping",
+}
+
+
+def describe(value) -> str:
+    """A value as an error message names it: 'a list', "str 'eight'"."""
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if value is None:
+        return "nothing (null)"
+    return f"{type(value).__name__} {value!r}"

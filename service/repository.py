@@ -43,7 +43,7 @@ class State(str, enum.Enum):
 
 
 def default_loader(version_dir: Path):
-    from compiler.artifact import load_version
+    from compiler.tools.artifact import load_version
 
     return load_version(version_dir)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from common import ROOT, SPECS
 
 
 @dataclass
@@ -51,7 +51,7 @@ def root() -> Path:
 
 @pytest.fixture(scope="session")
 def specs() -> Path:
-    return ROOT / "specs"
+    return SPECS
 
 
 @pytest.fixture(scope="session")

@@ -19,10 +19,11 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from compiler.api import compile_file
-from compiler.artifact import load_version
-from compiler.verify import randomize_norms
+from compiler.tools.artifact import load_version
+from compiler.tools.verify import randomize_norms
 
-SPECS = Path(__file__).resolve().parents[1] / "specs"
+from common import SPECS
+
 
 # Every base op once, two branches and three outputs: what model.py must
 # reproduce beyond a plain chain.

@@ -5,17 +5,16 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import pytest
 
-SPECS = Path(__file__).resolve().parents[1] / "specs"
+from common import SPECS
 
 
 def commands() -> list[str]:
     from compiler.cli import _parser
 
-    (sub,) = [a for a in _parser()._actions if a.dest == "command"]
+    (sub,) = [a for a in _parser()[0]._actions if a.dest == "command"]
     return sorted(sub.choices)
 
 

@@ -2,15 +2,15 @@
 paper's DenseNet-264 (Huang et al., 2017)."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torchvision
 
 from compiler.api import analyze_file, compile_file
-from compiler.verify import randomize_norms, verify
+from compiler.tools.verify import randomize_norms, verify
 
-SPEC = Path(__file__).resolve().parents[1] / "specs" / "densenet.yaml"
+from common import SPECS
+
+SPEC = SPECS / "densenet.yaml"
 TORCHVISION = ["121", "169", "201", "161"]
 
 

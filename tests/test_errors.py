@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-GOLDEN = Path(__file__).resolve().parent / "golden"
-ROOT = GOLDEN.parents[1]
+from common import GOLDEN, ROOT
+
 UPDATE = os.environ.get("NETSPEC_UPDATE_GOLDEN") == "1"
 CASES = sorted(p.stem for p in GOLDEN.glob("*.yaml"))
 

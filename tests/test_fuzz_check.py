@@ -20,7 +20,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-SPECS = Path(__file__).resolve().parents[1] / "specs"
+from common import SPECS
+
 ZOO = {p.name: p.read_bytes() for p in sorted(SPECS.glob("*.yaml"))}
 EXPLORE = int(os.environ.get("NETSPEC_FUZZ_EXAMPLES", "0"))
 SECONDS_PER_CHECK = 10  # the largest zoo spec checks in well under a second
@@ -55,7 +56,6 @@ def random_bytes(draw, data: bytes) -> bytes:
     junk = draw(st.binary(min_size=1, max_size=6))
     replace = draw(st.integers(0, 6))
     return data[:at] + junk + data[at + replace:]
-
 
 MUTATIONS = [delete_lines, swap_values, random_bytes]
 

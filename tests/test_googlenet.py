@@ -2,18 +2,17 @@
 googlenet, main and auxiliary outputs."""
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
 import torch
 import torchvision
 
 from compiler.api import analyze_file, compile_file
 from compiler.cli import main
-from compiler.report import block_rows
-from compiler.verify import randomize_norms, verify
+from compiler.tools.report import block_rows
+from compiler.tools.verify import randomize_norms, verify
 
-SPEC = Path(__file__).resolve().parents[1] / "specs" / "googlenet.yaml"
+from common import SPECS
+
+SPEC = SPECS / "googlenet.yaml"
 
 # Table 1 as printed: row -> (params in K = 1024, ops in M = 10^6).
 PAPER = {
@@ -166,7 +165,7 @@ def test_auxiliary_heads_equal_torchvisions():
 
 
 def test_compile_with_outputs_stores_only_those(tmp_path):
-    from compiler.artifact import load_version
+    from compiler.tools.artifact import load_version
     assert main(["compile", str(SPEC), "--variant", "torchvision", "--outputs", "logits",
                  "--repository", str(tmp_path), "--quiet"]) == 0
     config = (tmp_path / "googlenet" / "config.pbtxt").read_text()

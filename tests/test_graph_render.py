@@ -5,16 +5,17 @@ from __future__ import annotations
 import re
 import shutil
 import xml.etree.ElementTree as ET
-from pathlib import Path
 
 import pytest
 
-from compiler import graphviz_cli
+from compiler.tools import picture
 from compiler.api import analyze_file
 from compiler.cli import main
-from compiler.graphviz_cli import to_dot
+from compiler.tools.picture import to_dot
 
-SPECS = Path(__file__).resolve().parents[1] / "specs"
+from common import SPECS
+
+
 needs_dot = pytest.mark.skipif(shutil.which("dot") is None,
                                reason="Graphviz's dot is not installed (.ci/graphviz.sh installs it)")
 
@@ -79,7 +80,7 @@ def test_renders_pictures(tmp_path, capsys, suffix):
 
 
 def test_without_dot_the_dot_file_is_written(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(graphviz_cli.shutil, "which", lambda name: None)
+    monkeypatch.setattr(picture.shutil, "which", lambda name: None)
     out = tmp_path / "densenet.svg"
     assert main(["graph", str(SPECS / "densenet.yaml"), "--depth", "0", "-o", str(out)]) == 2
     err = capsys.readouterr().err

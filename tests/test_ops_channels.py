@@ -12,6 +12,7 @@ import torch
 from compiler.api import SpecError, compile_text
 from compiler.errors import RuleError
 from compiler.ir import TensorInfo
+from compiler.backend import resolve
 from compiler.ops import OPS, FunctionCall, ModuleCall
 
 
@@ -29,12 +30,12 @@ def run(op: str, params: dict, *tensors):
     if low is None:
         return tensors[0]
     if isinstance(low, ModuleCall):  # run in eval mode, as the references are
-        return low.factory().eval()(*tensors)
+        return resolve.module_class(low.cls)(*low.args, **low.kwargs).eval()(*tensors)
     assert isinstance(low, FunctionCall)
+    fn = resolve.function(low.fn)
     if low.fold:
-        return reduce(low.fn, tensors)
-    return low.fn(*tensors, *low.args, **low.kwargs)
-
+        return reduce(fn, tensors)
+    return fn(*tensors, *low.args, **low.kwargs)
 
 SHAPES = [
     # op, params, input shapes, output shape

@@ -2,8 +2,6 @@
 with the same weights."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 from torch import nn
@@ -11,7 +9,9 @@ from torch import nn
 from compiler.api import compile_file, compile_text
 from compiler.errors import SpecError
 
-SPEC = Path(__file__).resolve().parents[1] / "specs" / "rnn.yaml"
+from common import SPECS
+
+SPEC = SPECS / "rnn.yaml"
 REFERENCE = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 
 

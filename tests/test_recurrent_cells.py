@@ -3,8 +3,6 @@ specs/gru_cell.yaml) against torch.nn.LSTM and torch.nn.GRU with the same
 weights; the shape proof of cell states; cycles; variable lengths."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 from torch import nn
@@ -12,7 +10,7 @@ from torch import nn
 from compiler.api import compile_file, compile_text
 from compiler.errors import SpecError
 
-SPECS = Path(__file__).resolve().parents[1] / "specs"
+from common import SPECS
 
 
 def lstm_weights(ref: nn.LSTM) -> dict:
@@ -89,7 +87,6 @@ def test_gru_notes_form_differs_from_torch():
         want = ref(x)[0]
     assert (got - want).abs().max() > 1e-3
 
-
 BAD_CELL = """
 name: bad
 inputs:
@@ -114,7 +111,6 @@ def test_state_that_changes_shape_is_an_error():
     text = str(e.value)
     assert "state 'h' changes shape from one step to the next: [N, 16] at step t-1, [N, 32] from 'h_next'" in text
     assert "bad.yaml:9:" in text  # the state's `next`
-
 
 CYCLE_IN_CELL = """
 name: cyc
@@ -200,13 +196,13 @@ def test_standalone_model_py_runs_the_cell(spec, tmp_path):
     ("lstm_cell.yaml", None, "torch.nn:LSTM"), ("gru_cell.yaml", "torch", "torch.nn:GRU"),
     ("rnn.yaml", "lstm", "torch.nn:LSTM"), ("rnn.yaml", "gru", "torch.nn:GRU"), ("rnn.yaml", "rnn", "torch.nn:RNN")])
 def test_verify_against_torch_nn(spec, variant, against):
-    from compiler.verify import verify
+    from compiler.tools.verify import verify
     result = verify(compile_file(SPECS / spec, variant), against)
     assert result.ok, result.as_dict()
 
 
 def test_verify_reports_a_cell_that_does_not_map():
-    from compiler.verify import verify
+    from compiler.tools.verify import verify
     with pytest.raises(SpecError, match="linear 'rhw' takes 'rh'"):
         verify(compile_file(SPECS / "gru_cell.yaml", "notes"), "torch.nn:GRU")
     with pytest.raises(SpecError, match="weight_ih_l0 has 1024"):
@@ -219,7 +215,7 @@ def test_stored_version_of_a_cell_reloads(tmp_path):
     import subprocess
     import sys
 
-    from compiler.artifact import load_version
+    from compiler.tools.artifact import load_version
     subprocess.run([sys.executable, "-m", "compiler.cli", "compile", str(SPECS / "gru_cell.yaml"), "--repository",
                     str(tmp_path), "--quiet"], check=True, cwd=SPECS.parent)
     stored = load_version(tmp_path / "gru_cell" / "1")

@@ -2,8 +2,6 @@
 Table 1 (He et al., 2015)."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 import torchvision
@@ -11,9 +9,11 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from compiler.api import analyze_file, compile_file
 from compiler.cli import main
-from compiler.verify import randomize_norms, verify
+from compiler.tools.verify import randomize_norms, verify
 
-SPEC = Path(__file__).resolve().parents[1] / "specs" / "resnet.yaml"
+from common import SPECS
+
+SPEC = SPECS / "resnet.yaml"
 DEPTHS = ["18", "34", "50", "101", "152"]
 
 # Table 1, the FLOPs row (multiply-adds), in units of 10^9 as printed.

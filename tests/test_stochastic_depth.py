@@ -10,7 +10,7 @@ import torch
 from torchvision.ops import stochastic_depth
 
 from compiler.api import compile_text
-from compiler.standalone import source
+from compiler.backend.standalone import source
 
 SPEC = """
 name: sd

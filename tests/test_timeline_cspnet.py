@@ -2,16 +2,14 @@
 cspdarknet53 and cspresnet50 (Wang et al., 2020)."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import timm
 import torch
 
-from compiler.api import compile_file
-from timeline_util import edit_spec, analyze_file, check_against, reference_macs, reference_params, total_macs, total_params
+from common import SPECS
+from timeline_util import analyze_file, check_against, edit_spec, total_params
 
-SPEC = Path(__file__).resolve().parents[1] / "specs" / "cspnet.yaml"
+SPEC = SPECS / "cspnet.yaml"
 PARAMS = {"cspdarknet53": 27_642_184, "cspresnet50": 21_616_168}
 
 
@@ -21,19 +19,11 @@ def edited(old: str, new: str, variant: str):
 
 
 @pytest.mark.parametrize("variant", list(PARAMS))
-def test_verify(variant):
-    result = check_against(compile_file(SPEC, variant), f"timm:{variant}")
-    assert result.max_rel < 1e-5, result.as_dict()
-
-
-@pytest.mark.parametrize("variant", list(PARAMS))
-def test_counts_equal_timm(variant):
+def test_convolutions_are_timms(variant):
+    # Parameters and multiply-adds equal timm's: tests/test_timeline.py.
     graph = analyze_file(SPEC, variant)
-    assert graph.inputs["image"].shape == ("N", 3, 256, 256)
-    reference = timm.create_model(variant, pretrained=False)
-    assert total_params(graph) == reference_params(reference) == PARAMS[variant]
-    assert total_macs(graph) == reference_macs(reference, 256)
-    convs = sum(isinstance(m, torch.nn.Conv2d) for m in reference.modules())
+    assert total_params(graph) == PARAMS[variant]
+    convs = sum(isinstance(m, torch.nn.Conv2d) for m in timm.create_model(variant, pretrained=False).modules())
     assert sum(n.op == "conv2d" for n in graph.nodes.values()) == convs
 
 

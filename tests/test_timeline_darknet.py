@@ -2,35 +2,18 @@
 against Table 6 of the YOLO9000 paper (Redmon and Farhadi, 2017)."""
 from __future__ import annotations
 
-from pathlib import Path
-
-import timm
 import torch
 
 from compiler.api import compile_file
-from timeline_util import edit_spec, analyze_file, check_against, reference_macs, reference_params, total_macs, total_params
+from common import SPECS
+from timeline_util import edit_spec, analyze_file, check_against, total_macs, total_params
 
-SPEC = Path(__file__).resolve().parents[1] / "specs" / "darknet.yaml"
+SPEC = SPECS / "darknet.yaml"
 
 
 def edited(old: str, new: str, variant: str):
     """The spec with one line edited, as a user would edit it."""
     return edit_spec(SPEC, variant, (old, new))
-
-
-def test_verify_53():
-    # 128x128 instead of Table 1's 256x256 keeps the test quick; the weights
-    # do not depend on the size.
-    result = check_against(edited("  size: 256", "  size: 128", "53"), "timm:darknet53")
-    assert result.max_rel < 1e-5, result.as_dict()
-
-
-def test_counts_53_equal_timm():
-    graph = analyze_file(SPEC, "53")
-    assert graph.inputs["image"].shape == ("N", 3, 256, 256)
-    reference = timm.create_model("darknet53", pretrained=False)
-    assert total_params(graph) == reference_params(reference) == 41_609_928
-    assert total_macs(graph) == reference_macs(reference, 256)
 
 
 def test_53_slope_is_timms():

@@ -57,7 +57,7 @@ def test_empty_repeat_still_an_error_when_switched_on():
 
 
 def test_list_comprehension_in_expressions():
-    from compiler.expr import evaluate
+    from compiler.frontend.expr import evaluate
     from compiler.errors import RuleError
 
     env = {"rows": [[1, 2], [3, 3]], "depth": 1.1}

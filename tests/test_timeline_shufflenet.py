@@ -2,32 +2,16 @@
 and Table 5 of Ma et al., 2018."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-import torchvision
 
-from compiler.api import compile_file, compile_text
-from timeline_util import analyze_file, check_against, reference_macs, reference_params, total_macs, total_params
+from compiler.api import compile_text
+from common import SPECS
+from timeline_util import analyze_file, check_against, total_macs
 
-SPEC = Path(__file__).resolve().parents[1] / "specs" / "shufflenet.yaml"
+SPEC = SPECS / "shufflenet.yaml"
 VARIANTS = ["v2_x0_5", "v2_x1_0", "v2_x1_5", "v2_x2_0"]
 # Table 5, "FLOPs" (multiply-adds), in millions.
 PAPER_MFLOPS = {"v2_x0_5": 41, "v2_x1_0": 146, "v2_x1_5": 299, "v2_x2_0": 591}
-
-
-@pytest.mark.parametrize("variant", VARIANTS)
-def test_verify(variant):
-    result = check_against(compile_file(SPEC, variant), f"torchvision:shufflenet_{variant}")
-    assert result.max_rel < 1e-5, result.as_dict()
-
-
-@pytest.mark.parametrize("variant", VARIANTS)
-def test_counts_equal_torchvision(variant):
-    graph = analyze_file(SPEC, variant)
-    reference = getattr(torchvision.models, f"shufflenet_{variant}")(weights=None)
-    assert total_params(graph) == reference_params(reference)
-    assert total_macs(graph) == reference_macs(reference, 224)
 
 
 @pytest.mark.parametrize("variant", VARIANTS)

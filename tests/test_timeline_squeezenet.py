@@ -2,30 +2,11 @@
 paper (Iandola et al., 2016)."""
 from __future__ import annotations
 
-from pathlib import Path
+from common import SPECS
+from timeline_util import analyze_file, total_macs, total_params
 
-import pytest
-import torchvision
-
-from compiler.api import compile_file
-from timeline_util import analyze_file, check_against, reference_macs, reference_params, total_macs, total_params
-
-SPEC = Path(__file__).resolve().parents[1] / "specs" / "squeezenet.yaml"
+SPEC = SPECS / "squeezenet.yaml"
 VARIANTS = ["1_0", "1_1"]
-
-
-@pytest.mark.parametrize("variant", VARIANTS)
-def test_verify(variant):
-    result = check_against(compile_file(SPEC, variant), f"torchvision:squeezenet{variant}")
-    assert result.max_rel < 1e-5, result.as_dict()
-
-
-@pytest.mark.parametrize("variant", VARIANTS)
-def test_counts_equal_torchvision(variant):
-    graph = analyze_file(SPEC, variant)
-    reference = getattr(torchvision.models, f"squeezenet{variant}")(weights=None)
-    assert total_params(graph) == reference_params(reference)
-    assert total_macs(graph) == reference_macs(reference, 224)
 
 
 def test_paper_table1():

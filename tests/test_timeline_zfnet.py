@@ -4,15 +4,15 @@ exists, so the figure's sizes and the parameters counted by hand are the
 reference."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 
 from compiler.api import analyze_text, compile_file
-from timeline_util import analyze_file, reference_macs, total_macs, total_params
 
-SPEC = Path(__file__).resolve().parents[1] / "specs" / "zfnet.yaml"
+from timeline_util import analyze_file, reference_macs, total_macs, total_params
+from common import SPECS
+
+SPEC = SPECS / "zfnet.yaml"
 
 # Fig. 3: the output of each layer, [channels, height, width].
 FIG3_SHAPES = {

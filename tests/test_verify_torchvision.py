@@ -4,14 +4,13 @@ torchvision's outputs on torchvision's weights (relative difference under
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from compiler.api import compile_file
-from compiler.verify import verify
+from compiler.tools.verify import verify
 
-SPECS = Path(__file__).resolve().parents[1] / "specs"
+from common import SPECS
 
 CASES = [("alexnet", "torchvision", "alexnet"), ("vgg", "A", "vgg11"), ("vgg", "B", "vgg13"),
          ("vgg", "D", "vgg16"), ("vgg", "E", "vgg19")]

@@ -6,7 +6,6 @@ Totals are read from `netspec summary --json`, as a user would read them.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -14,9 +13,10 @@ import torchvision
 from torch import nn
 
 from compiler.api import analyze_file, compile_file
-from compiler.verify import copy_weights
+from compiler.tools.verify import copy_weights
 
-SPECS = Path(__file__).resolve().parents[1] / "specs"
+from common import SPECS
+
 
 # (spec, variant) -> total parameters.
 TOTALS = {

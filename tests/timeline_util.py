@@ -3,14 +3,14 @@ without weights, batch norm with random statistics, and counts as PyTorch's
 flop counter sees them."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from pathlib import Path
-
-from compiler.api import Model, analyze_file, compile_text
+from compiler.api import Model, analyze_file, compile_file, compile_text
 from compiler.ir import Graph
-from compiler.verify import build_reference, randomize_norms, verify
+from compiler.tools.verify import build_reference, randomize_norms, verify
 
 
 def total_params(graph: Graph) -> int:
@@ -51,5 +51,5 @@ def edit_spec(spec: Path, variant: str | None, *edits: tuple[str, str]) -> Model
     return compile_text(text, variant, file=str(spec))
 
 
-__all__ = ["analyze_file", "check_against", "edit_spec", "reference_macs", "reference_params",
-           "total_macs", "total_params"]
+__all__ = ["analyze_file", "build_reference", "check_against", "compile_file", "edit_spec", "reference_macs",
+           "reference_params", "total_macs", "total_params"]

@@ -1,41 +1,54 @@
 """Elementwise activations and softmax: no parameters, shape unchanged."""
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
+from pydantic import Field
 
 from ..errors import RuleError
-from .base import FunctionCall, NoParams, Op, Params, register
+from .base import FunctionCall, Op, Params, register
 
 
-class _Elementwise(Op):
-    fn = None
+class Activation(Op):
+    """An elementwise function of one input. `fn` is its torch function;
+    `in_place` the same computation overwriting its input, where torch has one."""
+
+    fn: str
+    args: tuple = ()
+    in_place: FunctionCall | None = None
 
     def infer(self, p, inputs):
         return inputs[0]
 
     def lower(self, p, inputs, out):
-        return FunctionCall(type(self).fn)
+        return FunctionCall(self.fn, self.args)
+
+    def lower_in_place(self, p, inputs, out):
+        return self.in_place
 
 
-def _elementwise(op_name: str, torch_fn, description: str) -> type[Op]:
-    cls = type(op_name.title().replace("_", ""), (_Elementwise,),
-               {"name": op_name, "fn": staticmethod(torch_fn), "doc": description})
+def _activation(op_name: str, fn: str, description: str, in_place: FunctionCall | None = None,
+                args: tuple = ()) -> type[Op]:
+    cls = type(op_name.title().replace("_", ""), (Activation,),
+               {"name": op_name, "fn": fn, "doc": description, "in_place": in_place, "args": args})
     return register(cls)
 
 
-Relu = _elementwise("relu", torch.relu, "max(x, 0)")
-Sigmoid = _elementwise("sigmoid", torch.sigmoid, "1 / (1 + exp(-x))")
-Tanh = _elementwise("tanh", torch.tanh, "hyperbolic tangent")
-Relu6 = _elementwise("relu6", F.relu6, "min(max(x, 0), 6)")
-Silu = _elementwise("silu", F.silu, "x * sigmoid(x) (swish)")
-Hardswish = _elementwise("hardswish", F.hardswish, "x * relu6(x + 3) / 6")
-Hardsigmoid = _elementwise("hardsigmoid", F.hardsigmoid, "relu6(x + 3) / 6")
-Gelu = _elementwise("gelu", F.gelu, "x * Phi(x), exact form")
+def _inplace(fn: str) -> FunctionCall:
+    return FunctionCall(fn, kwargs={"inplace": True})
+
+
+Relu = _activation("relu", "torch.relu", "max(x, 0)", FunctionCall("torch.relu_"))
+Sigmoid = _activation("sigmoid", "torch.sigmoid", "1 / (1 + exp(-x))")
+Tanh = _activation("tanh", "torch.tanh", "hyperbolic tangent")
+Relu6 = _activation("relu6", "F.relu6", "min(max(x, 0), 6)", _inplace("F.relu6"))
+Silu = _activation("silu", "F.silu", "x * sigmoid(x) (swish)", _inplace("F.silu"))
+Hardswish = _activation("hardswish", "F.hardswish", "x * relu6(x + 3) / 6", _inplace("F.hardswish"))
+Hardsigmoid = _activation("hardsigmoid", "F.hardsigmoid", "relu6(x + 3) / 6", _inplace("F.hardsigmoid"))
+Gelu = _activation("gelu", "F.gelu", "x * Phi(x), exact form")
+OneMinus = _activation("one_minus", "torch.rsub", "1 - x (the GRU's complement of the update gate)", args=(1,))
 
 
 class LeakyParams(Params):
-    negative_slope: float = 0.01
+    negative_slope: float = Field(0.01, description="the slope for x < 0")
 
 
 @register
@@ -48,11 +61,14 @@ class LeakyRelu(Op):
         return inputs[0]
 
     def lower(self, p, inputs, out):
-        return FunctionCall(F.leaky_relu, (p.negative_slope,))
+        return FunctionCall("F.leaky_relu", (p.negative_slope,))
+
+    def lower_in_place(self, p, inputs, out):
+        return FunctionCall("F.leaky_relu", (p.negative_slope,), {"inplace": True})
 
 
 class SoftmaxParams(Params):
-    dim: int = -1
+    dim: int = Field(-1, description="the dimension that sums to 1")
 
 
 @register
@@ -68,7 +84,4 @@ class Softmax(Op):
         return x
 
     def lower(self, p, inputs, out):
-        return FunctionCall(torch.softmax, (p.dim,))
-
-
-_ = NoParams
+        return FunctionCall("torch.softmax", (p.dim,))

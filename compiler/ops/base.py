@@ -1,19 +1,22 @@
 """What an op is, and the registry that holds them.
 
-Adding an op is one small class: its parameters (a pydantic model), its shape
-rule, its parameter and multiply-add counts, and its torch lowering.  Rules
-raise `RuleError`; the shape stage adds the node and position.
+Adding an op is one small class in this package: its parameters (a pydantic
+model whose fields have descriptions), its shape rule, its parameter and
+multiply-add counts, its lowering to torch, and its properties (internal or
+public, in-place variant, fresh output, label, weights, reference mapping).
+Rules raise `RuleError`; the pass that calls them adds the node and position.
+
+Ops import nothing of torch: a lowering names the torch module or function
+(`nn.Conv2d`, `torch.relu`), and the backend resolves the name.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-from ..errors import RuleError
-from ..ir import Shape, TensorInfo
+from ..ir import TensorInfo
 
 
 class Params(BaseModel):
@@ -24,10 +27,12 @@ class NoParams(Params):
     pass
 
 
-@dataclass
+@dataclass(frozen=True)
 class ModuleCall:
-    """Lower to a submodule `torch.nn.<cls>(*args, **kwargs)` called on the
-    inputs. `cls` may be a dotted path into torch (e.g. 'nn.Conv2d')."""
+    """Lower to a submodule `cls(*args, **kwargs)` called on the inputs.
+    `cls` is a torch.nn class (`nn.Conv2d`) or one of the backend's runtime
+    modules (`Scan`, `StochasticDepth`, `PackedLSTM`); an argument may be
+    `BODY`, the module the backend builds from the node's body."""
 
     cls: str
     args: tuple = ()
@@ -35,24 +40,28 @@ class ModuleCall:
     # Indices into the module's result, applied in turn: nn.LSTM returns
     # (output, (h_n, c_n)), so (1, 0) selects h_n.
     select: tuple = ()
-    # A module that is not in torch.nn (a cell's scan): `factory()` builds it,
-    # and `helpers` holds the source of the classes model.py must define.
-    factory: Callable | None = None
-    helpers: tuple = ()
 
 
-@dataclass
+@dataclass(frozen=True)
 class FunctionCall:
-    """Lower to a function call `fn(*inputs, *args, **kwargs)`; with
-    `pack=True` the inputs are passed as one list (torch.cat); with
-    `fold=True` a binary fn is chained over all inputs (a + b + c)."""
+    """Lower to a call `fn(*inputs, *args, **kwargs)` of a function named
+    `torch.X`, `F.X` (torch.nn.functional) or `operator.X`; with `pack=True`
+    the inputs are passed as one list (torch.cat); with `fold=True` a binary
+    fn is chained over all inputs (a + b + c)."""
 
-    fn: Callable
+    fn: str
     args: tuple = ()
     kwargs: dict[str, Any] = field(default_factory=dict)
     pack: bool = False
     fold: bool = False
 
+
+class _Body:
+    def __repr__(self) -> str:
+        return "BODY"
+
+
+BODY = _Body()  # stands for the module built from the node's body, in a ModuleCall's arguments
 
 Lowering = ModuleCall | FunctionCall
 
@@ -62,6 +71,14 @@ class Op:
     Params: ClassVar[type[Params]] = NoParams
     arity: ClassVar[int | tuple[int, int | None]] = 1  # exact, or (min, max|None)
     doc: ClassVar[str] = ""
+    # Made by expansion only (a cell's scan): a spec cannot name it, and
+    # `netspec ops` does not list it.
+    internal: ClassVar[bool] = False
+    # The output is a new tensor, never a view of an input: an activation that
+    # is its only reader may overwrite it (as torchvision's ReLU(inplace=True)).
+    fresh_output: ClassVar[bool] = False
+    # verify: the torch.nn module this op is, built with its lowering's arguments.
+    torch_reference: ClassVar[str | None] = None
 
     def infer(self, p: Any, inputs: list[TensorInfo]) -> TensorInfo:
         raise NotImplementedError
@@ -73,8 +90,61 @@ class Op:
         """Multiply-adds for one sample (the batch dimension excluded)."""
         return 0
 
-    def lower(self, p: Any, inputs: list[TensorInfo], out: TensorInfo) -> Lowering:
+    def count_weights(self, p: Any, inputs: list[TensorInfo], out: TensorInfo) -> int:
+        """Parameters without bias terms, as papers' tables count them
+        (GoogLeNet's Table 1); an op without biases counts all of its own."""
+        return self.count_params(p, inputs, out)
+
+    def lower(self, p: Any, inputs: list[TensorInfo], out: TensorInfo) -> Lowering | None:
+        """The torch computation; None: the node is its input (identity)."""
         raise NotImplementedError
+
+    def lower_in_place(self, p: Any, inputs: list[TensorInfo], out: TensorInfo) -> FunctionCall | None:
+        """The same computation overwriting its input, if the op has one."""
+        return None
+
+    def label(self, p: Any) -> str:
+        """The node's text in a graph picture."""
+        return self.name
+
+    def gate_rows(self, p: Any) -> tuple[str, ...] | None:
+        """verify: the op's tensors whose rows are its output features (a
+        linear's weight and bias), so a cell's gates map onto torch.nn's
+        stacked weight_ih/weight_hh rows; None: its weights do not map."""
+        return None
+
+
+class Body(Protocol):
+    """What a subgraph op's shape rule gets from the pass that calls it."""
+
+    outputs: dict[str, str]  # the body's output names -> the nodes that give them
+
+    def infer(self, inputs: dict[str, TensorInfo]) -> dict[str, TensorInfo]:
+        """Infer the body with these input values; return its outputs'."""
+
+
+@dataclass(frozen=True)
+class BodyCosts:
+    """The summed counts of a body's nodes, for one run of the body."""
+
+    params: int
+    macs: int
+
+
+class SubgraphOp(Op):
+    """An op that runs a graph of its own (the node's `body`), as ONNX's Scan.
+    Its rules receive the body from the pass: they never call a pass."""
+
+    def infer(self, p: Any, inputs: list[TensorInfo], body: Body) -> TensorInfo:  # type: ignore[override]
+        raise NotImplementedError
+
+    def count_params(self, p: Any, inputs: list[TensorInfo], out: TensorInfo,  # type: ignore[override]
+                     body: BodyCosts) -> int:
+        return body.params
+
+    def count_macs(self, p: Any, inputs: list[TensorInfo], out: TensorInfo,  # type: ignore[override]
+                   body: BodyCosts) -> int:
+        return body.macs
 
 
 OPS: dict[str, Op] = {}
@@ -88,40 +158,6 @@ def register(cls: type[Op]) -> type[Op]:
     return cls
 
 
-# Helpers shared by the shape rules.
-
-def pair(v: int | list | tuple) -> tuple[int, int]:
-    if isinstance(v, int):
-        return (v, v)
-    return (int(v[0]), int(v[1]))
-
-
-def expect_rank(x: TensorInfo, rank: int, what: str) -> None:
-    if len(x.shape) != rank:
-        raise RuleError(f"expects a rank-{rank} input {what}, got {x}",
-                        hint="add a 'flatten' before a linear layer, or check the previous node")
-
-
-def known(dim, what: str) -> int:
-    if not isinstance(dim, int):
-        raise RuleError(f"{what} must be a known size, got symbolic '{dim}'")
-    return dim
-
-
-def per_sample(shape: Shape) -> int:
-    """Elements per sample: the product of all dims but a symbolic batch."""
-    dims = shape[1:] if shape and isinstance(shape[0], str) else shape
-    return math.prod(d for d in dims if isinstance(d, int))
-
-
-def window_out(size: int, kernel: int, stride: int, pad: int, dilation: int = 1,
-               ceil_mode: bool = False) -> int:
-    """Output length of a sliding window: floor((L + 2p - d(k-1) - 1)/s) + 1,
-    with PyTorch's ceil_mode rule that the last window starts inside the input."""
-    span = size + 2 * pad - dilation * (kernel - 1) - 1
-    if ceil_mode:
-        out = -(-span // stride) + 1
-        if (out - 1) * stride >= size + pad:
-            out -= 1
-        return out
-    return span // stride + 1
+def public_ops() -> dict[str, Op]:
+    """The ops a spec may name, by name."""
+    return {name: op for name, op in sorted(OPS.items()) if not op.internal}

@@ -6,18 +6,12 @@ from __future__ import annotations
 
 from typing import Optional
 
-import torch
+from pydantic import Field
 
 from ..errors import RuleError
 from ..ir import TensorInfo
-from .base import FunctionCall, Op, Params, expect_rank, known, register
-
-
-def _axis(dim: int, x: TensorInfo) -> int:
-    rank = len(x.shape)
-    if not -rank <= dim < rank:
-        raise RuleError(f"dim {dim} is out of range for input {x}")
-    return dim % rank
+from .base import FunctionCall, Op, Params, register
+from .rules import axis, expect_rank, known
 
 
 def _narrowed(x: TensorInfo, dim: int, length: int) -> TensorInfo:
@@ -25,7 +19,7 @@ def _narrowed(x: TensorInfo, dim: int, length: int) -> TensorInfo:
 
 
 class ShuffleParams(Params):
-    groups: int
+    groups: int = Field(description="groups whose channels are interleaved")
 
 
 @register
@@ -43,13 +37,13 @@ class ChannelShuffle(Op):
         return x
 
     def lower(self, p, inputs, out):
-        return FunctionCall(torch.channel_shuffle, (p.groups,))
+        return FunctionCall("torch.channel_shuffle", (p.groups,))
 
 
 class ChunkParams(Params):
-    chunks: int
-    index: int
-    dim: int = 1
+    chunks: int = Field(description="equal parts the dimension is split into (torch.chunk)")
+    index: int = Field(description="the part this node is, from 0")
+    dim: int = Field(1, description="the dimension split (default 1: channels)")
 
 
 @register
@@ -60,7 +54,7 @@ class Chunk(Op):
 
     def infer(self, p, inputs):
         (x,) = inputs
-        dim = _axis(p.dim, x)
+        dim = axis(p.dim, x)
         size = known(x.shape[dim], f"dimension {dim}")
         if p.chunks < 1:
             raise RuleError(f"chunks must be positive, got {p.chunks}")
@@ -77,15 +71,15 @@ class Chunk(Op):
         return start, max(0, min(part, size - start))
 
     def lower(self, p, inputs, out):
-        dim = _axis(p.dim, inputs[0])
+        dim = axis(p.dim, inputs[0])
         start, length = self._range(p, inputs[0].shape[dim])
-        return FunctionCall(torch.narrow, (p.dim, start, length))
+        return FunctionCall("torch.narrow", (p.dim, start, length))
 
 
 class SliceParams(Params):
-    start: int = 0
-    end: Optional[int] = None  # exclusive; None: to the end; negative: from the end
-    dim: int = 1
+    start: int = Field(0, description="first index; negative counts from the end")
+    end: Optional[int] = Field(None, description="index after the last (default: to the end); negative counts from the end")
+    dim: int = Field(1, description="the dimension sliced (default 1: channels)")
 
 
 @register
@@ -96,7 +90,7 @@ class Slice(Op):
 
     def infer(self, p, inputs):
         (x,) = inputs
-        dim = _axis(p.dim, x)
+        dim = axis(p.dim, x)
         size = known(x.shape[dim], f"dimension {dim}")
         start, end = self._bounds(p, size)
         if not 0 <= start < end <= size:
@@ -112,5 +106,5 @@ class Slice(Op):
         return start, end
 
     def lower(self, p, inputs, out):
-        start, end = self._bounds(p, inputs[0].shape[_axis(p.dim, inputs[0])])
-        return FunctionCall(torch.narrow, (p.dim, start, end - start))
+        start, end = self._bounds(p, inputs[0].shape[axis(p.dim, inputs[0])])
+        return FunctionCall("torch.narrow", (p.dim, start, end - start))

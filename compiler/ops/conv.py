@@ -3,24 +3,28 @@ from __future__ import annotations
 
 from typing import Literal, Union
 
+from pydantic import Field
+
 from ..errors import RuleError
 from ..ir import TensorInfo
-from .base import ModuleCall, Op, Params, expect_rank, known, pair, per_sample, register, window_out
+from .base import ModuleCall, Op, Params, register
+from .rules import expect_rank, known, pair, per_sample, window_label, window_out
 
 IntPair = Union[int, tuple[int, int]]
 
 
 class Conv2dParams(Params):
-    out_channels: int
-    kernel: IntPair
-    stride: IntPair = 1
-    padding: Union[IntPair, Literal["same", "valid"]] = 0
-    dilation: IntPair = 1
-    groups: int = 1
-    bias: bool = True
+    out_channels: int = Field(description="output channels (in_channels is the input's)")
+    kernel: IntPair = Field(description="window size: 3, or [height, width]")
+    stride: IntPair = Field(1, description="step of the window")
+    padding: Union[IntPair, Literal["same", "valid"]] = Field(
+        0, description="zeros added on each side, or 'same' (output size = input size, stride 1) or 'valid'")
+    dilation: IntPair = Field(1, description="spacing between kernel elements")
+    groups: int = Field(1, description="groups of channels convolved separately (depthwise: the input channels)")
+    bias: bool = Field(True, description="learn an additive bias per output channel")
 
 
-def conv_padding(p: Conv2dParams, k: tuple[int, int]) -> tuple[int, int] | tuple[tuple[int, int], ...]:
+def conv_padding(p: Conv2dParams, k: tuple[int, int]) -> tuple[int, int]:
     """Symmetric padding per side; 'same' pads (total // 2) in front like torch."""
     if p.padding == "valid":
         return (0, 0)
@@ -35,6 +39,7 @@ class Conv2d(Op):
     name = "conv2d"
     Params = Conv2dParams
     doc = "2-D convolution over [N, C, H, W]; in_channels is inferred."
+    fresh_output = True
 
     def infer(self, p, inputs):
         (x,) = inputs
@@ -68,6 +73,9 @@ class Conv2d(Op):
         c, (kh, kw) = inputs[0].shape[1], pair(p.kernel)
         return p.out_channels * (c // p.groups) * kh * kw + (p.out_channels if p.bias else 0)
 
+    def count_weights(self, p, inputs, out):
+        return self.count_params(p.model_copy(update={"bias": False}), inputs, out)
+
     def count_macs(self, p, inputs, out):
         c, (kh, kw) = inputs[0].shape[1], pair(p.kernel)
         return per_sample(out.shape) * (c // p.groups) * kh * kw
@@ -85,3 +93,6 @@ class Conv2d(Op):
         if not p.bias:
             kwargs["bias"] = False
         return ModuleCall("nn.Conv2d", (inputs[0].shape[1], p.out_channels), kwargs)
+
+    def label(self, p):
+        return f"{window_label(self.name, p.kernel, p.stride)} {p.out_channels}"

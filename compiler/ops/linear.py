@@ -1,14 +1,17 @@
 """Fully connected layer."""
 from __future__ import annotations
 
+from pydantic import Field
+
 from ..errors import RuleError
 from ..ir import TensorInfo
-from .base import ModuleCall, Op, Params, known, per_sample, register
+from .base import ModuleCall, Op, Params, register
+from .rules import known, per_sample
 
 
 class LinearParams(Params):
-    out_features: int
-    bias: bool = True
+    out_features: int = Field(description="output features (in_features is the input's last dimension)")
+    bias: bool = Field(True, description="learn an additive bias per output feature")
 
 
 @register
@@ -16,6 +19,7 @@ class Linear(Op):
     name = "linear"
     Params = LinearParams
     doc = "y = x W^T + b over the last dimension; in_features is inferred."
+    fresh_output = True
 
     def infer(self, p, inputs):
         (x,) = inputs
@@ -32,9 +36,18 @@ class Linear(Op):
     def count_params(self, p, inputs, out):
         return inputs[0].shape[-1] * p.out_features + (p.out_features if p.bias else 0)
 
+    def count_weights(self, p, inputs, out):
+        return inputs[0].shape[-1] * p.out_features
+
     def count_macs(self, p, inputs, out):
         return per_sample(out.shape) * inputs[0].shape[-1]
 
     def lower(self, p, inputs, out):
         kwargs = {} if p.bias else {"bias": False}
         return ModuleCall("nn.Linear", (inputs[0].shape[-1], p.out_features), kwargs)
+
+    def label(self, p):
+        return f"{self.name} {p.out_features}"
+
+    def gate_rows(self, p):
+        return ("weight", "bias") if p.bias else ("weight",)

@@ -1,16 +1,17 @@
 """Normalisation and dropout."""
 from __future__ import annotations
 
-import torch.nn.functional as F
+from pydantic import Field
 
 from ..errors import RuleError
-from .base import FunctionCall, ModuleCall, Op, Params, expect_rank, known, per_sample, register
+from .base import FunctionCall, ModuleCall, Op, Params, register
+from .rules import expect_rank, known
 
 
 class BatchNormParams(Params):
-    eps: float = 1e-5
-    momentum: float = 0.1
-    affine: bool = True
+    eps: float = Field(1e-5, description="added to the variance before its square root")
+    momentum: float = Field(0.1, description="weight of the current batch in the running statistics")
+    affine: bool = Field(True, description="learn a scale and a shift per channel")
 
 
 @register
@@ -18,6 +19,7 @@ class BatchNorm2d(Op):
     name = "batchnorm2d"
     Params = BatchNormParams
     doc = "Batch normalisation over [N, C, H, W]; num_features is inferred."
+    fresh_output = True
 
     def infer(self, p, inputs):
         expect_rank(inputs[0], 4, "[N, C, H, W]")
@@ -39,10 +41,10 @@ class BatchNorm2d(Op):
 
 
 class LRNParams(Params):
-    size: int
-    alpha: float = 1e-4
-    beta: float = 0.75
-    k: float = 1.0
+    size: int = Field(description="neighbouring channels normalised over")
+    alpha: float = Field(1e-4, description="multiplicative factor")
+    beta: float = Field(0.75, description="exponent")
+    k: float = Field(1.0, description="additive factor (AlexNet: 2)")
 
 
 @register
@@ -59,11 +61,11 @@ class LocalResponseNorm(Op):
         return inputs[0]
 
     def lower(self, p, inputs, out):
-        return FunctionCall(F.local_response_norm, (p.size,), {"alpha": p.alpha, "beta": p.beta, "k": p.k})
+        return FunctionCall("F.local_response_norm", (p.size,), {"alpha": p.alpha, "beta": p.beta, "k": p.k})
 
 
 class DropoutParams(Params):
-    p: float = 0.5
+    p: float = Field(0.5, description="probability of zeroing an element while training")
 
 
 @register
@@ -79,6 +81,3 @@ class Dropout(Op):
 
     def lower(self, p, inputs, out):
         return ModuleCall("nn.Dropout", (p.p,))
-
-
-_ = per_sample

@@ -1,30 +1,32 @@
-"""Pooling: max, average, adaptive average and global average."""
+"""Pooling: max, average, adaptive average and global average.  Pooling
+performs additions and comparisons only: it counts no multiply-adds."""
 from __future__ import annotations
 
 from typing import Optional, Union
 
-import torch
+from pydantic import Field
 
 from ..errors import RuleError
 from ..ir import TensorInfo
-from .base import FunctionCall, ModuleCall, Op, Params, expect_rank, known, pair, per_sample, register, window_out
+from .base import FunctionCall, ModuleCall, Op, Params, register
+from .rules import expect_rank, known, pair, window_label, window_out
 
 IntPair = Union[int, tuple[int, int]]
 
 
 class PoolParams(Params):
-    kernel: IntPair
-    stride: Optional[IntPair] = None  # default: the kernel size, as in torch
-    padding: IntPair = 0
-    ceil_mode: bool = False
+    kernel: IntPair = Field(description="window size: 3, or [height, width]")
+    stride: Optional[IntPair] = Field(None, description="step of the window (default: the kernel size, as in torch)")
+    padding: IntPair = Field(0, description="added on each side, at most kernel // 2")
+    ceil_mode: bool = Field(False, description="round the output size up (Caffe's pooling)")
 
 
 class MaxPoolParams(PoolParams):
-    dilation: IntPair = 1
+    dilation: IntPair = Field(1, description="spacing between window elements")
 
 
 class AvgPoolParams(PoolParams):
-    count_include_pad: bool = True
+    count_include_pad: bool = Field(True, description="average over the padding too")
 
 
 def _pool_infer(p, x: TensorInfo) -> TensorInfo:
@@ -62,27 +64,29 @@ def _pool_kwargs(p, extra: dict) -> dict:
     return kwargs
 
 
+class _Pool(Op):
+    def infer(self, p, inputs):
+        return _pool_infer(p, inputs[0])
+
+    def label(self, p):
+        return window_label(self.name, p.kernel, p.stride)
+
+
 @register
-class MaxPool2d(Op):
+class MaxPool2d(_Pool):
     name = "max_pool2d"
     Params = MaxPoolParams
     doc = "2-D max pooling."
-
-    def infer(self, p, inputs):
-        return _pool_infer(p, inputs[0])
 
     def lower(self, p, inputs, out):
         return ModuleCall("nn.MaxPool2d", (), _pool_kwargs(p, {"dilation": p.dilation} if p.dilation != 1 else {}))
 
 
 @register
-class AvgPool2d(Op):
+class AvgPool2d(_Pool):
     name = "avg_pool2d"
     Params = AvgPoolParams
     doc = "2-D average pooling."
-
-    def infer(self, p, inputs):
-        return _pool_infer(p, inputs[0])
 
     def lower(self, p, inputs, out):
         extra = {} if p.count_include_pad else {"count_include_pad": False}
@@ -90,7 +94,7 @@ class AvgPool2d(Op):
 
 
 class AdaptiveParams(Params):
-    output_size: IntPair
+    output_size: IntPair = Field(description="the output's height and width: 1, or [height, width]")
 
 
 @register
@@ -111,7 +115,7 @@ class AdaptiveAvgPool2d(Op):
 
 
 class GlobalParams(Params):
-    keepdim: bool = False
+    keepdim: bool = Field(False, description="keep the spatial dimensions as size 1: [N, C, 1, 1]")
 
 
 @register
@@ -127,12 +131,6 @@ class GlobalAvgPool(Op):
         tail = (1,) * (len(x.shape) - 2) if p.keepdim else ()
         return TensorInfo((x.shape[0], x.shape[1], *tail), x.dtype)
 
-    def count_macs(self, p, inputs, out):
-        return 0
-
     def lower(self, p, inputs, out):
         dims = tuple(range(2, len(inputs[0].shape)))
-        return FunctionCall(torch.mean, (dims,), {"keepdim": True} if p.keepdim else {})
-
-
-_ = per_sample  # pooling performs additions only; it counts no multiply-adds
+        return FunctionCall("torch.mean", (dims,), {"keepdim": True} if p.keepdim else {})

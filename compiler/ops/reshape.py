@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 
-import torch
+from pydantic import Field
 
 from ..errors import RuleError
 from ..ir import TensorInfo
@@ -11,8 +11,8 @@ from .base import FunctionCall, Op, Params, register
 
 
 class FlattenParams(Params):
-    start_dim: int = 1
-    end_dim: int = -1
+    start_dim: int = Field(1, description="first dimension merged (default 1: keep the batch)")
+    end_dim: int = Field(-1, description="last dimension merged")
 
 
 @register
@@ -35,7 +35,7 @@ class Flatten(Op):
 
     def lower(self, p, inputs, out):
         args = (p.start_dim,) if p.end_dim == -1 else (p.start_dim, p.end_dim)
-        return FunctionCall(torch.flatten, args)
+        return FunctionCall("torch.flatten", args)
 
 
 @register
@@ -48,6 +48,3 @@ class Identity(Op):
 
     def lower(self, p, inputs, out):
         return None  # no computation: the emitter aliases the input
-
-
-_ = Params

@@ -25,13 +25,13 @@ import numpy as np
 import pytest
 import torch
 
+from common import NP_TYPES, ROOT, datatype_of
+
 grpcclient = pytest.importorskip("tritonclient.grpc")
 from tritonclient.utils import InferenceServerException  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[2]
 SPECS = sorted((ROOT / "specs").glob("*.yaml"))
 STARTUP_TIMEOUT_S = 120
-NP_TYPES = {"FP32": np.float32, "FP16": np.float16, "INT64": np.int64, "UINT8": np.uint8, "INT32": np.int32}
 
 
 def netspec(*args: str, **kwargs) -> subprocess.CompletedProcess:
@@ -122,9 +122,7 @@ def sample_inputs(meta, batch: int, rng) -> dict[str, np.ndarray]:
 def to_infer_inputs(arrays: dict[str, np.ndarray]):
     inputs = []
     for name, array in arrays.items():
-        datatype = {np.float32: "FP32", np.float16: "FP16", np.int64: "INT64", np.uint8: "UINT8",
-                    np.int32: "INT32"}[array.dtype.type]
-        inp = grpcclient.InferInput(name, list(array.shape), datatype)
+        inp = grpcclient.InferInput(name, list(array.shape), datatype_of(array))
         inp.set_data_from_numpy(array)
         inputs.append(inp)
     return inputs
@@ -134,7 +132,7 @@ _REFERENCES: dict = {}
 
 
 def reference(repository: Path, name: str, arrays: dict[str, np.ndarray]) -> list[np.ndarray]:
-    from compiler.artifact import load_version
+    from compiler.tools.artifact import load_version
 
     if name not in _REFERENCES:
         version = max((p for p in (repository / name).iterdir() if p.name.isdigit()), key=lambda p: int(p.name))

@@ -19,6 +19,7 @@ from service.repository import Repository
 from service.server import create_server
 from service.servicer import ServerState
 
+from common import NP_TYPES
 from service_fakes import make_model, run, write_model
 
 
@@ -56,9 +57,8 @@ def infer_request(model, arrays: dict, datatypes: dict | None = None, *, version
 
 
 def output_arrays(response) -> dict[str, np.ndarray]:
-    np_types = {"FP32": np.float32, "INT64": np.int64, "UINT8": np.uint8, "FP16": np.float16}
     return {
-        o.name: np.frombuffer(raw, np_types[o.datatype]).reshape(tuple(o.shape))
+        o.name: np.frombuffer(raw, NP_TYPES[o.datatype]).reshape(tuple(o.shape))
         for o, raw in zip(response.outputs, response.raw_output_contents)
     }
 

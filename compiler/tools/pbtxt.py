@@ -1,7 +1,7 @@
 """Triton's model configuration (config.pbtxt), written as protobuf text."""
 from __future__ import annotations
 
-from .ir import Graph
+from ..ir import Graph
 
 TRITON_DTYPES = {
     "float32": "TYPE_FP32", "float16": "TYPE_FP16", "bfloat16": "TYPE_BF16", "int64": "TYPE_INT64",

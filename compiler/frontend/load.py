@@ -1,4 +1,4 @@
-"""Stage 1: read YAML, keeping the line and column of every key and value.
+"""Read YAML, keeping the line and column of every key and value.
 
 Mappings become `Map` (a dict) and sequences `Seq` (a list); both remember the
 position of themselves and of each entry, so later stages can point at the
@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from .errors import Diagnostic, Loc, SpecError
+from ..errors import Diagnostic, Loc, ResourceError, SpecError
 
 
 class Map(dict):
@@ -125,14 +125,14 @@ def load_file(path: str | Path) -> Map:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise SpecError(Diagnostic(f"no such spec file: {path}")) from None
+        raise ResourceError(f"no such spec file: {path}") from None
     except IsADirectoryError:
-        raise SpecError(Diagnostic(f"{path} is a directory, not a spec file")) from None
+        raise ResourceError(f"{path} is a directory, not a spec file") from None
     except UnicodeDecodeError as e:
         raise SpecError(Diagnostic(f"{path} is not UTF-8 text (byte {e.start})",
                                    loc=Loc(str(path), 1, 1))) from None
     except OSError as e:
-        raise SpecError(Diagnostic(f"cannot read {path}: {e.strerror}")) from None
+        raise ResourceError(f"cannot read {path}: {e.strerror}") from None
     return load_text(text, str(path))
 
 

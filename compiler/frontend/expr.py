@@ -16,7 +16,7 @@ import re
 from difflib import get_close_matches
 from typing import Any, Mapping
 
-from .errors import RuleError
+from ..errors import RuleError
 
 
 def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:

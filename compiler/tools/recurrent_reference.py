@@ -2,29 +2,36 @@
 recurrent layer with torch.nn's module built with the sizes taken from the
 spec, on the same weights and the same random sequence.
 
-The layer compared is the spec's first recurrent node: a built-in rnn, lstm
-or gru op (whose weights have torch.nn's names), or a cell block.  A cell's
-weights are mapped by the rule the gate equations suggest: the cell's linears
-on the step input, in definition order, take consecutive rows of
-weight_ih_l0 and bias_ih_l0; its linears on a state take those of
-weight_hh_l0 and bias_hh_l0.  The sequence output and every final state are
-compared.
+The layer compared is the spec's first recurrent node: a built-in op that
+is a torch.nn module (`Op.torch_reference`: rnn, lstm, gru, whose weights
+have torch.nn's names), or a cell's scan.  A cell's weights are mapped by
+the rule the gate equations suggest: its layers whose rows are output
+features (`Op.gate_rows`: linear) on the step input, in definition order,
+take consecutive rows of weight_ih_l0 and bias_ih_l0; those on a state take
+the rows of weight_hh_l0 and bias_hh_l0.  The sequence output and every
+final state are compared.
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from .api import Model
-from .errors import Diagnostic, SpecError
-from .verify import Result
+from ..api import Model
+from ..errors import Diagnostic, SpecError
+from ..ir import Node
+from ..ops import OPS, SubgraphOp
+from .compare import Result
 
 REFERENCES = {"LSTM": nn.LSTM, "GRU": nn.GRU, "RNN": nn.RNN}
-RECURRENT_OPS = ("rnn", "lstm", "gru", "scan")
 
 
 def _fail(message: str, hint: str | None = None):
     raise SpecError(Diagnostic(message, hint=hint))
+
+
+def _recurrent(node: Node) -> bool:
+    op = OPS[node.op]
+    return op.torch_reference in REFERENCES or isinstance(op, SubgraphOp)
 
 
 def verify_torch_nn(model: Model, against: str, tolerance: float = 1e-5, seed: int = 0) -> Result:
@@ -32,28 +39,26 @@ def verify_torch_nn(model: Model, against: str, tolerance: float = 1e-5, seed: i
     if name not in REFERENCES:
         _fail(f"torch.nn has no recurrent reference '{name}'", hint="use torch.nn:LSTM, torch.nn:GRU or torch.nn:RNN")
     graph = model.graph
-    node = next((n for n in graph.nodes.values() if n.op in RECURRENT_OPS), None)
+    node = next((n for n in graph.nodes.values() if _recurrent(n)), None)
     if node is None:
         _fail(f"the spec has no recurrent layer to compare with torch.nn.{name}",
               hint="a built-in rnn/lstm/gru node or an instance of a cell block (a block with 'state')")
     x_info = graph.tensor(node.inputs[0])
     features = x_info.shape[-1]
     ours = model.module.get_submodule(node.name).eval()
-    if node.op == "scan":
-        cell = node.attrs.cell
-        hidden = cell.states[0].shape[-1]
+    cell = node.body is not None
+    if cell:
+        hidden = node.attrs.states[0].shape[-1]
         reference = REFERENCES[name](features, hidden, batch_first=True)
-        _copy_cell_weights(cell, reference, ours, name)
+        _copy_cell_weights(node, reference, ours, name)
         matched = "gate rows"
     else:
-        if node.op != name.lower():
+        op = OPS[node.op]
+        if op.torch_reference != name:
             _fail(f"node '{node.name}' is a built-in {node.op}, not torch.nn.{name}")
-        p = node.attrs
-        kwargs = dict(num_layers=p.num_layers, bidirectional=p.bidirectional, batch_first=p.batch_first,
-                      bias=p.bias)
-        if name == "RNN":
-            kwargs["nonlinearity"] = p.nonlinearity
-        reference = REFERENCES[name](features, p.hidden_size, **kwargs)
+        # The reference is the op's own lowering, without the packing of lengths.
+        call = op.lower(node.attrs, [x_info], node.out)
+        reference = REFERENCES[name](*call.args, **call.kwargs)
         ours.load_state_dict(reference.state_dict())
         matched = "name"
     reference.eval()
@@ -63,7 +68,7 @@ def verify_torch_nn(model: Model, against: str, tolerance: float = 1e-5, seed: i
         seq, state = reference(x)
         got = ours(x)
     states = list(state) if isinstance(state, tuple) else [state]
-    if node.op == "scan":
+    if cell:
         theirs = [seq, *(s[0] for s in states)]
         mine = list(got)[:len(theirs)]
     else:
@@ -78,35 +83,38 @@ def verify_torch_nn(model: Model, against: str, tolerance: float = 1e-5, seed: i
                   len(reference.state_dict()), diff, diff / (scale or 1.0), tolerance)
 
 
-def _copy_cell_weights(cell, reference: nn.Module, ours: nn.Module, name: str) -> None:
+def _copy_cell_weights(scan: Node, reference: nn.Module, ours: nn.Module, name: str) -> None:
+    cell, body = scan.attrs, scan.body
     states = {s.name for s in cell.states}
-    rows = {"ih": [], "hh": []}
-    for node in cell.graph.nodes.values():
-        if node.op != "linear":
+    rows: dict[str, list[tuple[Node, tuple[str, ...]]]] = {"ih": [], "hh": []}
+    for node in body.nodes.values():
+        tensors = OPS[node.op].gate_rows(node.attrs)
+        if tensors is None:
+            if node.n_params:
+                _fail(f"cell '{cell.block}': '{node.name}' ({node.op}) has weights that do not map onto "
+                      f"torch.nn.{name}'s", hint="torch.nn's cells have linear gates only")
             continue
         src = node.inputs[0]
         if src in cell.step_inputs:
-            rows["ih"].append(node)
+            rows["ih"].append((node, tensors))
         elif src in states:
-            rows["hh"].append(node)
+            rows["hh"].append((node, tensors))
         else:
-            _fail(f"cell '{cell.block}': linear '{node.name}' takes '{src}', neither the step input nor a state, "
-                  f"so its weights do not map onto torch.nn.{name}'s",
+            _fail(f"cell '{cell.block}': {node.op} '{node.name}' takes '{src}', neither the step input nor a "
+                  f"state, so its weights do not map onto torch.nn.{name}'s",
                   hint="torch.nn's cells apply every weight to x_t or h_(t-1) directly")
     new = {}
     for kind, nodes in rows.items():
-        weight = getattr(reference, f"weight_{kind}_l0")
-        bias = getattr(reference, f"bias_{kind}_l0", None)
-        total = sum(n.out.shape[-1] for n in nodes)
-        if total != weight.shape[0]:
+        stacked = {"weight": getattr(reference, f"weight_{kind}_l0"), "bias": getattr(reference, f"bias_{kind}_l0", None)}
+        total = sum(n.out.shape[-1] for n, _ in nodes)
+        if total != stacked["weight"].shape[0]:
             _fail(f"cell '{cell.block}': its linears on {'the input' if kind == 'ih' else 'the state'} give "
-                  f"{total} rows, torch.nn.{name}'s weight_{kind}_l0 has {weight.shape[0]}",
+                  f"{total} rows, torch.nn.{name}'s weight_{kind}_l0 has {stacked['weight'].shape[0]}",
                   hint="the cell has a different number of gates")
         start = 0
-        for n in nodes:
+        for n, tensors in nodes:
             size = n.out.shape[-1]
-            new[f"cell.{n.name}.weight"] = weight[start:start + size]
-            if n.attrs.bias:
-                new[f"cell.{n.name}.bias"] = bias[start:start + size]
+            for tensor in tensors:
+                new[f"cell.{n.name}.{tensor}"] = stacked[tensor][start:start + size]
             start += size
     ours.load_state_dict({k: v.detach().clone() for k, v in new.items()})

@@ -1,5 +1,6 @@
-"""Stage 2: check a loaded tree against the schema; report every problem at
-its position, in words a person can act on."""
+"""Check a loaded tree against the schema and return the typed, located
+tree that `expand` reads; report every problem at its position, in words a
+person can act on."""
 from __future__ import annotations
 
 import re
@@ -7,15 +8,15 @@ from difflib import get_close_matches
 
 from pydantic import ValidationError
 
-from .errors import Collector
+from ..errors import EXPECTED, Collector, describe
 from .load import Map, locate
-from .schema import NAME_PATTERN, BlockSpec, NodeSpec, SpecFile
+from .schema import NAME_PATTERN, NODE_KEYS, BlockSpec, InputSpec, SpecFile, keys_of
 
 _FIELDS = {
-    "spec": list(SpecFile.model_fields),
-    "block": list(BlockSpec.model_fields),
-    "input": ["shape", "dtype", "doc"],
-    "node": ["op", "block", "in", "repeat", "when", "overrides", "doc"],
+    "spec": keys_of(SpecFile),
+    "block": keys_of(BlockSpec),
+    "input": keys_of(InputSpec),
+    "node": list(NODE_KEYS),
 }
 
 
@@ -100,8 +101,8 @@ def _report(tree: Map, err: dict, errors: Collector) -> None:
         errors.error(f"{where}: {err['input']!r} is not a valid name", loc=loc,
                      hint="use letters, digits, '_' and '-', starting with a letter")
     else:
-        expected = _EXPECTED.get(kind, err["msg"].lower())
-        errors.error(f"{where}: expected {expected}, got {_describe(err.get('input'))}", loc=loc)
+        expected = EXPECTED.get(kind, err["msg"].lower())
+        errors.error(f"{where}: expected {expected}, got {describe(err.get('input'))}", loc=loc)
 
 
 def locate_parent(tree, path):
@@ -118,21 +119,6 @@ def _node_name(path: tuple) -> str | None:
     return str(path[-1]) if len(path) >= 2 and path[-2] == "nodes" else None
 
 
-def _describe(value) -> str:
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    if value is None:
-        return "nothing (null)"
-    return f"{type(value).__name__} {value!r}"
-
-
-_EXPECTED = {
-    "dict_type": "a mapping", "list_type": "a list", "string_type": "a string",
-    "int_type": "an integer", "int_parsing": "an integer", "bool_type": "true or false",
-    "bool_parsing": "true or false", "model_type": "a mapping", "model_attributes_type": "a mapping",
-}
 _MISSING_HINTS = {
     "name": "add 'name: my_model' at the top of the file",
     "inputs": "declare inputs, e.g. 'inputs: {image: {shape: [N, 3, 224, 224]}}'",

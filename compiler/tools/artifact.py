@@ -8,13 +8,14 @@ import os
 from pathlib import Path
 
 import yaml
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from . import api
-from .errors import Diagnostic, SpecError
-from .ir import Graph
+from .. import api
+from ..backend.standalone import source
+from ..errors import ResourceError
+from ..ir import Graph, next_state
 from .pbtxt import config_text
-from .standalone import source
 
 SPEC_FILE, WEIGHTS_FILE, SOURCE_FILE, CONFIG_FILE = "spec.yaml", "weights.safetensors", "model.py", "config.pbtxt"
 
@@ -34,15 +35,15 @@ def expanded_spec(graph: Graph) -> dict:
         for node in nodes_of.values():
             if node.op == "tuple_item":
                 continue  # a cell instance's output or state: the instance makes it again
-            if node.op == "scan":  # a cell stays a block, written out flat
-                cell = node.attrs.cell
+            if node.body is not None:  # a cell's scan: the cell stays a block, written out flat
+                cell, body = node.attrs, node.body
                 block = f"{cell.block}_{len(blocks)}"
                 blocks[block] = {
                     "inputs": list(cell.step_inputs),
-                    "state": {st.name: {"shape": plain(st.shape), "init": st.init, "next": st.next}
-                              for st in cell.states},
-                    "nodes": flat(cell.graph.nodes),
-                    "outputs": {k: cell.graph.outputs[k] for k in cell.outputs},
+                    "state": {st.name: {"shape": plain(st.shape), "init": st.init,
+                                        "next": body.outputs[next_state(st.name)]} for st in cell.states},
+                    "nodes": flat(body.nodes),
+                    "outputs": {k: body.outputs[k] for k in cell.outputs},
                 }
                 nodes[node.name] = {"block": block, "in": list(node.inputs)}
                 continue
@@ -94,8 +95,8 @@ def write_version(model: "api.Model", repository: Path, name: str, version: int 
         _atomic_write(folder / SOURCE_FILE, source(model.graph, module))
         _atomic_write(Path(repository) / name / CONFIG_FILE, config_text(model.graph, name, **config))
     except OSError as e:
-        raise SpecError(Diagnostic(f"cannot write to {folder}: {e.strerror or e}",
-                                   hint="choose a repository folder you can write to")) from None
+        raise ResourceError(f"cannot write to {folder}: {e.strerror or e}",
+                            hint="choose a repository folder you can write to") from None
     return folder
 
 
@@ -110,9 +111,9 @@ def load_weights(module, path: Path) -> None:
     try:
         tensors = load_file(str(path))
     except FileNotFoundError:
-        raise SpecError(Diagnostic(f"no such weights file: {path}")) from None
-    except Exception as e:  # safetensors raises its own error types for corrupt files
-        raise SpecError(Diagnostic(f"cannot read weights {path}: {e}")) from None
+        raise ResourceError(f"no such weights file: {path}") from None
+    except (SafetensorError, OSError) as e:  # corrupt, truncated or unreadable
+        raise ResourceError(f"cannot read weights {path}: {e}") from None
     own = module.state_dict()
     missing = [k for k in own if k not in tensors]
     unexpected = [k for k in tensors if k not in own]
@@ -126,8 +127,8 @@ def load_weights(module, path: Path) -> None:
             parts.append(f"unexpected {', '.join(unexpected[:5])}{' ...' if len(unexpected) > 5 else ''}")
         if wrong:
             parts.append("shape mismatch " + "; ".join(wrong[:5]))
-        raise SpecError(Diagnostic(f"weights {path} do not fit the model: " + "; ".join(parts),
-                                   hint="weights must come from the same spec and variant"))
+        raise ResourceError(f"weights {path} do not fit the model: " + "; ".join(parts),
+                            hint="weights must come from the same spec and variant")
     module.load_state_dict(tensors)
 
 

@@ -1,4 +1,4 @@
-"""Check a compiled spec against a reference implementation: copy the
+"""Comparing a compiled module with a reference implementation: copy the
 reference's weights into ours, run both in eval mode on the same random
 input, and compare the outputs.
 
@@ -14,15 +14,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .api import Model
-from .errors import Diagnostic, SpecError
-
-# Constructor arguments that make a reference model comparable with a spec:
-# no pretrained download, and the plain eval-mode path.
-REFERENCE_KWARGS: dict[str, dict] = {
-    "googlenet": {"aux_logits": False, "init_weights": False, "transform_input": False},
-    "inception_v3": {"aux_logits": False, "init_weights": False, "transform_input": False},
-}
+from ..api import Model
+from ..errors import Diagnostic, SpecError
 
 
 @dataclass
@@ -42,38 +35,6 @@ class Result:
         return {"reference": self.reference, "matched_by": self.matched_by, "tensors": self.tensors,
                 "max_abs_diff": self.max_abs, "max_rel_diff": self.max_rel, "tolerance": self.tolerance,
                 "ok": self.ok}
-
-
-def build_reference(against: str) -> torch.nn.Module:
-    source, _, name = against.partition(":")
-    if not name:
-        raise SpecError(Diagnostic(f"--against needs SOURCE:NAME, got '{against}'",
-                                   hint="e.g. --against torchvision:resnet50"))
-    if source == "torchvision":
-        try:
-            import torchvision
-        except ImportError as e:
-            raise SpecError(Diagnostic(f"torchvision is not importable: {e}",
-                                       hint="pip install torchvision (matching your torch)")) from None
-        try:
-            return torchvision.models.get_model(name, weights=None, **REFERENCE_KWARGS.get(name, {}))
-        except ValueError:
-            raise SpecError(Diagnostic(f"torchvision has no model '{name}'",
-                                       hint="see torchvision.models.list_models()")) from None
-    if source == "timm":
-        try:
-            import timm
-        except ImportError:
-            raise SpecError(Diagnostic("timm is not installed", hint="pip install timm")) from None
-        try:
-            return timm.create_model(name, pretrained=False)
-        except RuntimeError as e:
-            raise SpecError(Diagnostic(f"timm cannot build '{name}': {e}")) from None
-    if source == "torch.nn":
-        raise SpecError(Diagnostic(f"reference '{against}' needs sizes from a recurrent spec",
-                                   hint="verify against torch.nn is provided for recurrent specs"))
-    raise SpecError(Diagnostic(f"unknown reference source '{source}'",
-                               hint="use torchvision:NAME or timm:NAME"))
 
 
 def copy_weights(reference: torch.nn.Module, ours: torch.nn.Module) -> str:
@@ -135,13 +96,8 @@ def randomize_norms(module: torch.nn.Module, seed: int = 0) -> None:
                     m.bias.copy_(torch.randn(n, generator=gen) * 0.1)
 
 
-def verify(model: Model, against: str, tolerance: float = 1e-5, reference: torch.nn.Module | None = None) -> Result:
-    if reference is None and against.startswith("torch.nn:"):
-        from .verify_recurrent import verify_torch_nn  # built with the sizes taken from the spec
-        return verify_torch_nn(model, against, tolerance)
-    if reference is None:
-        reference = build_reference(against)
-        randomize_norms(reference)
+def compare(model: Model, reference: torch.nn.Module, against: str, tolerance: float) -> Result:
+    """Load the reference's weights into the model and compare first outputs."""
     reference.eval()
     model.module.eval()
     how = copy_weights(reference, model.module)

@@ -1,4 +1,4 @@
-"""`netspec graph`: draw a spec's DAG with Graphviz.
+"""A spec's DAG as a Graphviz picture (`netspec graph`).
 
 Block instances become clusters (nested as the blocks nest); `--depth K`
 keeps K levels of instances open and draws each deeper instance as one box.
@@ -8,17 +8,14 @@ program (Debian package graphviz); without it the .dot file is still written.
 """
 from __future__ import annotations
 
-import argparse
 import shutil
 import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .ir import Graph
+from ..ir import Graph
+from ..ops import OPS
 
-EXAMPLE = ("example:\n  netspec graph specs/googlenet.yaml --variant paper --depth 1 -o googlenet.svg\n"
-           "  netspec graph specs/resnet.yaml --variant 18 -o resnet18.png")
 FORMATS = (".dot", ".svg", ".png")
 INSTALL_HINT = "install the Debian package graphviz (apt-get install graphviz) for the 'dot' program"
 
@@ -39,18 +36,7 @@ def shape_label(shape) -> str:
 
 def op_label(node) -> str:
     """The op and, where it has them, its window and width: 'conv2d 3x3/2 128'."""
-    parts = [node.op]
-    attrs = node.attrs
-    kernel = getattr(attrs, "kernel", None)
-    if kernel is not None:
-        k = kernel if isinstance(kernel, int) else "x".join(map(str, kernel))
-        k = f"{k}x{k}" if isinstance(kernel, int) else k
-        stride = getattr(attrs, "stride", 1)
-        parts.append(f"{k}" + (f"/{stride}" if stride not in (1, None, (1, 1)) else ""))
-    for key in ("out_channels", "out_features"):
-        if getattr(attrs, key, None) is not None:
-            parts.append(str(getattr(attrs, key)))
-    return " ".join(parts)
+    return OPS[node.op].label(node.attrs)
 
 
 @dataclass
@@ -143,45 +129,3 @@ def render(dot_text: str, path: Path) -> Path:
     if done.returncode != 0:
         raise RuntimeError(f"dot failed: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode}")
     return path
-
-
-def cmd_graph(args) -> int:
-    from .api import analyze_file
-    from .cli import UsageError
-    out: Path = args.output
-    if out.suffix not in FORMATS:
-        raise UsageError(f"-o {out}: the file must end in {', '.join(FORMATS)}")
-    if args.depth is not None and args.depth < 0:
-        raise UsageError(f"--depth must be 0 or more, got {args.depth}")
-    if not args.spec.exists():
-        raise UsageError(f"no such spec file: {args.spec}")
-    if not out.parent.is_dir():
-        raise UsageError(f"-o {out}: the folder {out.parent} does not exist")
-    graph = analyze_file(args.spec, args.variant, args.outputs)
-    try:
-        written = render(to_dot(graph, args.depth), out)
-    except FileNotFoundError as e:
-        print(f"netspec graph: wrote {e.args[0]}, but cannot render {out.suffix[1:]}: no 'dot' program; "
-              f"{INSTALL_HINT}", file=sys.stderr)
-        return 2
-    except RuntimeError as e:
-        raise UsageError(str(e)) from None
-    print(f"wrote {written}")
-    return 0
-
-
-def add_commands(subparsers) -> None:
-    from .cli import OUTPUTS_HELP, output_names
-    p = subparsers.add_parser(
-        "graph", help="Draw a spec's graph with Graphviz (.dot, .svg or .png).",
-        description="Draw a spec's graph with Graphviz: block instances as clusters, edges labelled "
-                    "with shapes. .svg and .png need the 'dot' program (Debian package graphviz).",
-        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("spec", type=Path)
-    p.add_argument("--variant")
-    p.add_argument("--outputs", type=output_names, help=OUTPUTS_HELP)
-    p.add_argument("--depth", type=int,
-                   help="levels of block instances drawn open; deeper ones are one box each "
-                        "(0: every top-level instance is one box; default: all open)")
-    p.add_argument("-o", "--output", type=Path, required=True, help="the file to write: .dot, .svg or .png")
-    p.set_defaults(func=cmd_graph)

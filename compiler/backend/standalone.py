@@ -6,9 +6,10 @@ import re
 
 import torch.fx as fx
 
-from .emit import class_name
-from .ir import Graph
-from .ops import OPS, ModuleCall
+from ..ir import Graph, Node
+from ..ops import BODY, ModuleCall
+from .emit import class_name, lowering_of
+from .runtime import RUNTIME, source as runtime_source
 
 _DELETE_DEAD = re.compile(r";\s+(?:\w+ = )+None")
 
@@ -17,15 +18,15 @@ def _fmt(value) -> str:
     return repr(tuple(value)) if isinstance(value, list) else repr(value)
 
 
-def _ctor(call: ModuleCall) -> str:
-    parts = [_fmt(a) for a in call.args] + [f"{k}={_fmt(v)}" for k, v in call.kwargs.items()]
+def _ctor(call: ModuleCall, body_class: str | None) -> str:
+    parts = [f"{body_class}()" if a is BODY else _fmt(a) for a in call.args]
+    parts += [f"{k}={_fmt(v)}" for k, v in call.kwargs.items()]
     return f"{call.cls}({', '.join(parts)})"
 
 
 def _assign(path: str, value: str) -> str:
     parent, _, leaf = path.rpartition(".")
-    identifiers = all(p.isidentifier() for p in path.split("."))
-    if identifiers:
+    if all(p.isidentifier() for p in path.split(".")):
         return f"self.{path} = {value}"
     owner = f'self.get_submodule("{parent}")' if parent else "self"
     return f'{owner}.add_module("{leaf}", {value})'
@@ -33,22 +34,23 @@ def _assign(path: str, value: str) -> str:
 
 def _init_lines(graph: Graph, gm: fx.GraphModule, helpers: dict[str, str]) -> list[str]:
     """The constructor's lines; classes the model needs beyond torch.nn
-    (a cell's step and its scan) are added to `helpers`, name -> source."""
+    (a cell's step, the runtime modules) are added to `helpers`, name -> source."""
     init: list[str] = []
     made: set[str] = set()
     for node in graph.nodes.values():
-        lowering = OPS[node.op].lower(node.attrs, [graph.tensor(s) for s in node.inputs], node.out)
+        lowering = lowering_of(graph, node)
         if not isinstance(lowering, ModuleCall):
             continue
-        for helper in lowering.helpers:
-            _add_helper(helper, gm.get_submodule(node.name), helpers)
+        if lowering.cls in RUNTIME:
+            helpers.setdefault(lowering.cls, runtime_source(lowering.cls))
+        body_class = _add_step(node, gm.get_submodule(node.name).cell, helpers) if BODY in lowering.args else None
         parts = node.name.split(".")
         for depth in range(1, len(parts)):
             container = ".".join(parts[:depth])
             if container not in made:
                 made.add(container)
                 init.append(_assign(container, "nn.Module()"))
-        init.append(_assign(node.name, _ctor(lowering)) + f"  # -> {node.out}")
+        init.append(_assign(node.name, _ctor(lowering, body_class)) + f"  # -> {node.out}")
     return init
 
 
@@ -57,31 +59,23 @@ def _forward(gm: fx.GraphModule) -> str:
     return "\n".join("    " + line if line.strip() else "" for line in forward.splitlines())
 
 
-def _add_helper(helper, scan, helpers: dict[str, str]) -> None:
-    """A class's source as it is, or a cell's step as a class of its own
-    and the Scan that runs it."""
-    from .cells import scan_source, step_class_name
-
-    if isinstance(helper, tuple):  # (class name, source)
-        helpers.setdefault(*helper)
-        return
-    cell = helper
-    name = step_class_name(cell)
-    if "Scan" not in helpers:
-        helpers["Scan"] = scan_source()
-    if name in helpers:
-        return
-    inputs = ", ".join([*cell.step_inputs, *(s.name for s in cell.states)])
-    body = "\n".join("        " + line for line in _init_lines(cell.graph, scan.cell, helpers)) or "        pass"
-    helpers[name] = f'''class {name}(nn.Module):
-    """One step of cell '{cell.block}': ({inputs}) -> (outputs, next states)."""
+def _add_step(node: Node, step: fx.GraphModule, helpers: dict[str, str]) -> str:
+    """A cell's step as a class of its own; returns its name."""
+    body = node.body
+    name = class_name(body.name) + "Step"
+    if name not in helpers:
+        inputs = ", ".join(body.inputs)
+        lines = "\n".join("        " + line for line in _init_lines(body, step, helpers)) or "        pass"
+        helpers[name] = f'''class {name}(nn.Module):
+    """One step of cell '{body.name}': ({inputs}) -> (outputs, next states)."""
 
     def __init__(self):
         super().__init__()
-{body}
+{lines}
 
-{_forward(scan.cell)}
+{_forward(step)}
 '''
+    return name
 
 
 def source(graph: Graph, gm: fx.GraphModule) -> str:

@@ -1,26 +1,15 @@
-"""Stage 7: the report: per-layer output shapes, parameters and multiply-adds
-(per sample; the batch dimension excluded)."""
+"""The report: per-layer output shapes, parameters and multiply-adds (per
+sample; the batch dimension excluded)."""
 from __future__ import annotations
 
 from typing import Any
 
-from .ir import Graph, format_shape
-from .ops import OPS
+from ..ir import Graph, format_shape
+from ..passes.costs import weights as node_weights
 
 
 def shape_json(shape) -> list:
     return [d if isinstance(d, int) else str(d) for d in shape]
-
-
-def node_weights(graph: Graph, node) -> int:
-    """Parameters without bias terms: what the op counts with its `bias`
-    switched off (conv2d, linear); ops without a `bias` parameter count all
-    of theirs.  Papers' parameter tables (GoogLeNet's Table 1) count so."""
-    attrs = node.attrs
-    if attrs is None or not getattr(attrs, "bias", False):
-        return node.n_params
-    inputs = [graph.tensor(src) for src in node.inputs]
-    return OPS[node.op].count_params(attrs.model_copy(update={"bias": False}), inputs, node.out)
 
 
 def group_of(node) -> tuple[str, str]:

@@ -1,13 +1,12 @@
-"""Stage 4: the expanded nodes as a networkx DAG, and the structural checks
-that need no shapes: cycles (reported as the whole cycle), arity, outputs,
-unused nodes (a warning)."""
+"""The structural checks that need no shapes, on the graph as a networkx
+DAG: cycles (reported as the whole cycle), a topological order, and unused
+nodes and inputs (warnings).  Recurses into node bodies."""
 from __future__ import annotations
 
 import networkx as nx
 
-from .errors import Collector, Diagnostic, SpecError
-from .ir import Graph
-from .ops import OPS
+from ..errors import Collector, Diagnostic, SpecError
+from ..ir import Graph
 
 
 def build(graph: Graph) -> nx.DiGraph:
@@ -21,47 +20,51 @@ def build(graph: Graph) -> nx.DiGraph:
     return g
 
 
-def check(graph: Graph) -> nx.DiGraph:
-    """Raise SpecError for structural problems; put warnings on graph.warnings;
-    reorder graph.nodes topologically (definition order breaks ties)."""
-    errors = Collector()
+def check(graph: Graph, errors: Collector | None = None) -> nx.DiGraph:
+    """Raise SpecError for cycles (with `errors`, add them to it and return
+    if there are any); put warnings on graph.warnings; reorder graph.nodes
+    topologically (definition order breaks ties)."""
+    found = errors if errors is not None else Collector()
     g = build(graph)
-
+    _cycles(graph, g, found)
     for node in graph.nodes.values():
-        op = OPS.get(node.op)
-        if op is None:
-            continue
-        lo, hi = (op.arity, op.arity) if isinstance(op.arity, int) else op.arity
-        n = len(node.inputs)
-        if n < lo or (hi is not None and n > hi):
-            want = f"{lo}" if lo == hi else f"at least {lo}" if hi is None else f"{lo} to {hi}"
-            errors.error(f"'{node.op}' takes {want} input(s), got {n}", loc=node.loc, node=node.name,
-                         op=node.op, trace=node.trace,
-                         hint="list the inputs under 'in:'" if n < lo else "remove the extra inputs")
-
-    cycles_seen: set[frozenset] = set()
-    for component in nx.strongly_connected_components(g):
-        if len(component) == 1:
-            (only,) = component
-            if not g.has_edge(only, only):
-                continue
-        cycle = nx.find_cycle(g.subgraph(component))
-        key = frozenset(component)
-        if key in cycles_seen:
-            continue
-        cycles_seen.add(key)
-        path = [u for u, _ in cycle] + [cycle[0][0]]
-        first = graph.nodes[path[0]]
-        errors.error("the graph has a cycle: " + " -> ".join(path), loc=first.loc, node=first.name,
-                     op=first.op, trace=first.trace,
-                     hint="a node cannot depend on its own output; for recurrence use a cell block")
-    errors.raise_if_any()
+        if node.body is not None:
+            check(node.body, found)
+    if errors is None:
+        found.raise_if_any()
+    if found.errors:
+        return g
 
     # Definition order is kept wherever the edges allow it.
     position = {name: i for i, name in enumerate([*graph.inputs, *graph.nodes])}
     order = list(nx.lexicographical_topological_sort(g, key=position.__getitem__))
     graph.nodes = {name: graph.nodes[name] for name in order if name in graph.nodes}
+    warnings = Collector()
+    _unused(graph, g, warnings)
+    graph.warnings.extend(warnings.warnings)
+    return g
 
+
+def _cycles(graph: Graph, g: nx.DiGraph, errors: Collector) -> None:
+    seen: set[frozenset] = set()
+    for component in nx.strongly_connected_components(g):
+        if len(component) == 1:
+            (only,) = component
+            if not g.has_edge(only, only):
+                continue
+        key = frozenset(component)
+        if key in seen:
+            continue
+        seen.add(key)
+        cycle = nx.find_cycle(g.subgraph(component))
+        path = [u for u, _ in cycle] + [cycle[0][0]]
+        first = graph.nodes[path[0]]
+        errors.error("the graph has a cycle: " + " -> ".join(path), loc=first.loc, node=first.name,
+                     op=first.op, trace=first.trace,
+                     hint="a node cannot depend on its own output; for recurrence use a cell block")
+
+
+def _unused(graph: Graph, g: nx.DiGraph, errors: Collector) -> None:
     needed = set()
     for target in graph.outputs.values():
         needed |= nx.ancestors(g, target) | {target}
@@ -72,8 +75,6 @@ def check(graph: Graph) -> nx.DiGraph:
     for name in graph.inputs:
         if name not in needed:
             errors.warn(f"input '{name}' is not used by any output", loc=graph.input_locs.get(name))
-    graph.warnings.extend(errors.warnings)
-    return g
 
 
 def select_outputs(graph: Graph, names: list[str]) -> None:

@@ -1,0 +1,68 @@
+"""Building modules with their weights drawn from a generator of their own,
+so that compiling never touches torch's global random state.
+
+Each initialiser draws exactly what the module's own `reset_parameters`
+draws, in the same order: with one generator seeded s, the weights equal
+those torch.manual_seed(s) followed by the same constructors would give.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import init
+
+
+def _uniform_fan_in(m: nn.Module, g: torch.Generator) -> None:
+    """Conv and Linear: kaiming_uniform_(a=sqrt(5)), the bias uniform in
+    +-1/sqrt(fan_in) (torch.nn.modules.conv._ConvNd.reset_parameters)."""
+    init.kaiming_uniform_(m.weight, a=math.sqrt(5), generator=g)
+    if m.bias is not None:
+        fan_in, _ = init._calculate_fan_in_and_fan_out(m.weight)
+        bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
+        init.uniform_(m.bias, -bound, bound, generator=g)
+
+
+def _recurrent(m: nn.RNNBase, g: torch.Generator) -> None:
+    stdv = 1.0 / math.sqrt(m.hidden_size) if m.hidden_size > 0 else 0
+    for weight in m.parameters():
+        init.uniform_(weight, -stdv, stdv, generator=g)
+
+
+def _embedding(m: nn.Embedding, g: torch.Generator) -> None:
+    init.normal_(m.weight, generator=g)
+    m._fill_padding_idx_with_zero()
+
+
+_INITIALISERS = [
+    ((nn.Conv2d, nn.Linear), _uniform_fan_in),
+    ((nn.RNNBase,), _recurrent),
+    ((nn.Embedding,), _embedding),
+]
+
+
+def build(cls: type[nn.Module], args: tuple, kwargs: dict, generator: torch.Generator) -> nn.Module:
+    """`cls(*args, **kwargs)` with its random initialisation drawn from
+    `generator`.  Modules whose constructors draw nothing at random (batch
+    norm, pooling, dropout) are built as they are."""
+    for kinds, initialise in _INITIALISERS:
+        if issubclass(cls, kinds):
+            # Built on the meta device, so nothing is drawn, then given storage
+            # where torch builds tensors now (the CPU, or a `torch.device`
+            # context's).  (nn.utils.skip_init does this, but refuses nn.RNN,
+            # whose signature is (*args, **kwargs).)
+            module = cls(*args, device="meta", **kwargs).to_empty(device=torch.get_default_device())
+            with torch.no_grad():
+                initialise(module, generator)
+            return module
+    return cls(*args, **kwargs)
+
+
+def generator(seed: int | None) -> torch.Generator:
+    g = torch.Generator()
+    if seed is None:
+        g.seed()
+    else:
+        g.manual_seed(seed)
+    return g

@@ -1,0 +1,100 @@
+"""Modules that torch.nn lacks and lowerings name: the scan that runs a
+cell over time, stochastic depth, and torch.nn's recurrent layers fed with
+the lengths of padded sequences.  A standalone model.py carries the source
+of the ones it uses (`source`), so it still needs only torch."""
+from __future__ import annotations
+
+import inspect
+import textwrap
+
+import torch
+from torch import nn
+
+
+class Scan(nn.Module):
+    """Runs `cell` over dimension 1 of x ([N, T, ...]): returns the per-step
+    outputs stacked over time, then the final states. With `lengths`, the
+    states of sequence n stop at step lengths[n] - 1 and its outputs after
+    that step are zero."""
+
+    def __init__(self, cell: nn.Module, state_shapes: tuple, inits: tuple, outputs: int = 1):
+        super().__init__()
+        self.cell = cell
+        self.state_shapes = [tuple(s) for s in state_shapes]
+        self.inits = list(inits)
+        self.outputs = outputs
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None):
+        n, steps = x.shape[0], x.shape[1]
+        states = [torch.full((n, *shape), init, dtype=x.dtype, device=x.device)
+                  for shape, init in zip(self.state_shapes, self.inits)]
+        per_step: list[list[torch.Tensor]] = [[] for _ in range(self.outputs)]
+        for t in range(steps):
+            result = self.cell(x[:, t], *states)
+            outs, new = result[:self.outputs], list(result[self.outputs:])
+            if lengths is not None:
+                alive = lengths > t  # [N]: which sequences are still running
+                new = [torch.where(alive.view(-1, *([1] * (s.dim() - 1))), ns, s) for s, ns in zip(states, new)]
+                outs = [torch.where(alive.view(-1, *([1] * (o.dim() - 1))), o, torch.zeros_like(o))
+                        for o in outs]
+            states = new
+            for store, o in zip(per_step, outs):
+                store.append(o)
+        return (*[torch.stack(store, 1) for store in per_step], *states)
+
+
+class StochasticDepth(nn.Module):
+    """Zeroes the branch for a sample ('row') or the whole batch ('batch') with
+    probability p while training, scaling what is kept by 1 / (1 - p), as
+    torchvision.ops.stochastic_depth does; the identity in eval mode."""
+
+    def __init__(self, p: float, mode: str = "row"):
+        super().__init__()
+        self.p, self.mode = p, mode
+
+    def forward(self, x):
+        if not self.training or self.p == 0.0:
+            return x
+        shape = [x.shape[0]] + [1] * (x.dim() - 1) if self.mode == "row" else [1] * x.dim()
+        keep = torch.empty(shape, dtype=x.dtype, device=x.device).bernoulli_(1.0 - self.p)
+        return x * keep.div_(1.0 - self.p)
+
+    def extra_repr(self):
+        return f"p={self.p}, mode={self.mode!r}"
+
+
+def _packed(base: type[nn.Module]) -> type[nn.Module]:
+    """torch.nn's module taking the lengths of padded sequences as a second
+    input: it runs on a packed sequence (each sequence to its own end, the
+    final states those at its end) and pads the output back to T with zeros.
+    The weights keep torch.nn's names."""
+
+    class Packed(base):
+        def forward(self, x, lengths):
+            time = 1 if self.batch_first else 0
+            packed = nn.utils.rnn.pack_padded_sequence(x, lengths.cpu(), batch_first=self.batch_first,
+                                                       enforce_sorted=False)
+            out, state = super().forward(packed)
+            out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=self.batch_first,
+                                                      total_length=x.shape[time])
+            return out, state
+
+    Packed.__name__ = Packed.__qualname__ = f"Packed{base.__name__}"
+    return Packed
+
+
+def _packed_source(base: str) -> str:
+    body = inspect.getsource(_packed).split("class Packed(base):", 1)[1].split("    Packed.__name__")[0]
+    return f"class Packed{base}(nn.{base}):\n" + textwrap.indent(textwrap.dedent(body.strip("\n")), "    ") + "\n"
+
+
+RUNTIME: dict[str, type[nn.Module]] = {"Scan": Scan, "StochasticDepth": StochasticDepth}
+_SOURCES = {"Scan": lambda: inspect.getsource(Scan), "StochasticDepth": lambda: inspect.getsource(StochasticDepth)}
+for _base in (nn.RNN, nn.LSTM, nn.GRU):
+    RUNTIME[f"Packed{_base.__name__}"] = _packed(_base)
+    _SOURCES[f"Packed{_base.__name__}"] = lambda b=_base.__name__: _packed_source(b)
+
+
+def source(name: str) -> str:
+    """The source of runtime module `name`, for a standalone model.py."""
+    return _SOURCES[name]()

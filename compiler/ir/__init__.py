@@ -1,0 +1,6 @@
+"""The intermediate representation: graphs of named nodes whose values are
+tensors with (partly symbolic) shapes."""
+from .graph import Graph, Instance, Node, next_state, walk
+from .types import Dim, Shape, TensorInfo, TupleInfo, format_shape
+
+__all__ = ["Dim", "Graph", "Instance", "Node", "Shape", "TensorInfo", "TupleInfo", "format_shape", "next_state", "walk"]

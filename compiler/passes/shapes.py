@@ -1,0 +1,59 @@
+"""Shape inference: each node's value from its inputs', in topological
+order, with symbolic dimensions (N, T) carried through.  A node whose input
+already failed is skipped rather than reported twice; all errors are
+collected.  A subgraph op's rule is handed its body and asks for it to be
+inferred with the input values it chooses (as ONNX's Scan body is)."""
+from __future__ import annotations
+
+from ..errors import Collector, InternalError, RuleError, SpecError
+from ..ir import Graph, Node, TensorInfo, format_shape
+from ..ops import OPS, SubgraphOp
+
+
+class _Body:
+    """The handle a subgraph op's rule gets on its node's body."""
+
+    def __init__(self, body: Graph):
+        self.body = body
+        self.outputs = dict(body.outputs)
+
+    def infer(self, inputs: dict[str, TensorInfo]) -> dict[str, TensorInfo]:
+        self.body.inputs = dict(inputs)
+        infer(self.body)  # a SpecError names the body's node
+        return {k: self.body.tensor(v) for k, v in self.body.outputs.items()}
+
+
+def infer(graph: Graph) -> None:
+    errors = Collector()
+    failed: set[str] = set()
+    for node in graph.nodes.values():
+        if any(src in failed for src in node.inputs):
+            failed.add(node.name)
+            continue
+        ins = graph.input_infos(node)
+        try:
+            node.out = _rule(node, ins)
+        except RuleError as e:
+            message = e.message
+            if e.at is None and (len(ins) > 1 or "input" not in message):
+                message += ": " + " vs ".join(f"{format_shape(t.shape)} from '{src}'" for t, src in zip(ins, node.inputs))
+            errors.error(message, loc=node.param_locs.get(e.at, node.loc), node=node.name, op=node.op,
+                         trace=node.trace, hint=e.hint)
+            failed.add(node.name)
+        except SpecError as e:  # from the node's body
+            errors.errors.extend(e.diagnostics)
+            failed.add(node.name)
+    errors.raise_if_any()
+
+
+def _rule(node: Node, ins: list[TensorInfo]) -> TensorInfo:
+    op = OPS[node.op]
+    try:
+        if isinstance(op, SubgraphOp):
+            return op.infer(node.attrs, ins, _Body(node.body))
+        return op.infer(node.attrs, ins)
+    except (RuleError, SpecError):
+        raise
+    except Exception as e:  # a rule that fails other than by RuleError is our bug, not the spec's
+        raise InternalError(f"the shape rule of '{node.op}' raised {type(e).__name__}: {e} (inputs: "
+                            f"{', '.join(map(str, ins)) or 'none'})", node.name, node.op, node.loc) from e

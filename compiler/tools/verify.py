@@ -1,0 +1,80 @@
+"""`netspec verify`: a compiled spec against a reference implementation.
+
+The references, by source: `torchvision:NAME` and `timm:NAME` (built
+without pretrained weights; their batch norms get random statistics), and
+`torch.nn:LSTM|GRU|RNN`, built with the sizes of the spec's first
+recurrent layer (tools.recurrent_reference).  A new source is one entry
+in SOURCES.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from ..api import Model
+from ..errors import Diagnostic, ResourceError, SpecError
+from .compare import Result, compare, copy_weights, first_tensor, randomize_norms, sample_inputs
+from .recurrent_reference import verify_torch_nn
+
+# Constructor arguments that make a reference model comparable with a spec:
+# no pretrained download, and the plain eval-mode path.
+REFERENCE_KWARGS: dict[str, dict] = {
+    "googlenet": {"aux_logits": False, "init_weights": False, "transform_input": False},
+    "inception_v3": {"aux_logits": False, "init_weights": False, "transform_input": False},
+}
+
+
+def _torchvision(name: str) -> torch.nn.Module:
+    try:
+        import torchvision
+    except ImportError as e:
+        raise ResourceError(f"torchvision is not importable: {e}",
+                            hint="pip install torchvision (matching your torch)") from None
+    try:
+        return torchvision.models.get_model(name, weights=None, **REFERENCE_KWARGS.get(name, {}))
+    except ValueError:
+        raise SpecError(Diagnostic(f"torchvision has no model '{name}'",
+                                   hint="see torchvision.models.list_models()")) from None
+
+
+def _timm(name: str) -> torch.nn.Module:
+    try:
+        import timm
+    except ImportError:
+        raise ResourceError("timm is not installed", hint="pip install timm") from None
+    try:
+        return timm.create_model(name, pretrained=False)
+    except RuntimeError as e:
+        raise SpecError(Diagnostic(f"timm cannot build '{name}': {e}")) from None
+
+
+# Sources whose reference is built from its name alone.
+SOURCES: dict[str, Callable[[str], torch.nn.Module]] = {"torchvision": _torchvision, "timm": _timm}
+
+
+def build_reference(against: str) -> torch.nn.Module:
+    source, _, name = against.partition(":")
+    if not name:
+        raise SpecError(Diagnostic(f"--against needs SOURCE:NAME, got '{against}'",
+                                   hint="e.g. --against torchvision:resnet50"))
+    if source == "torch.nn":
+        raise SpecError(Diagnostic(f"reference '{against}' needs sizes from a recurrent spec",
+                                   hint="verify against torch.nn is provided for recurrent specs"))
+    if source not in SOURCES:
+        raise SpecError(Diagnostic(f"unknown reference source '{source}'",
+                                   hint="use torchvision:NAME or timm:NAME"))
+    return SOURCES[source](name)
+
+
+def verify(model: Model, against: str, tolerance: float = 1e-5, reference: torch.nn.Module | None = None) -> Result:
+    if reference is None and against.startswith("torch.nn:"):
+        return verify_torch_nn(model, against, tolerance)  # built with the sizes taken from the spec
+    if reference is None:
+        reference = build_reference(against)
+        randomize_norms(reference)
+    return compare(model, reference, against, tolerance)
+
+
+__all__ = ["Result", "build_reference", "compare", "copy_weights", "first_tensor", "randomize_norms",
+           "sample_inputs", "verify"]

@@ -1,0 +1,66 @@
+"""Loading, validation, expansion, the checks, shape inference, the counts,
+the report and the picture need no torch: they run in a Python where
+importing torch fails."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+from common import ROOT, SPECS
+
+BLOCKED = textwrap.dedent("""
+    import sys
+
+    class Refuse:
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in ("torch", "torchvision", "safetensors", "timm"):
+                raise ImportError(name + " is not importable here")
+
+    sys.meta_path.insert(0, Refuse())
+""")
+
+ANALYZE = BLOCKED + textwrap.dedent("""
+    import json
+    from compiler.api import analyze_file
+    from compiler.tools.picture import to_dot
+    from compiler.tools.report import io_text, summary_dict, summary_text
+
+    for spec, variant in json.loads(sys.argv[1]):
+        graph = analyze_file(spec, variant)
+        summary_text(graph, "block", weights_only=True)
+        summary_dict(graph)
+        to_dot(graph, 1)
+        print(io_text(graph).splitlines()[0], sum(n.n_params for n in graph.nodes.values()))
+    assert not any(m.split(".")[0] == "torch" for m in sys.modules)
+""")
+
+CLI = BLOCKED + textwrap.dedent("""
+    from compiler.cli import main
+    sys.exit(main(sys.argv[1:]))
+""")
+
+
+def run(code: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=ROOT,
+                          timeout=120)
+
+
+def test_analysis_and_report_without_torch():
+    import json
+    specs = [(str(SPECS / "resnet.yaml"), "50"), (str(SPECS / "googlenet.yaml"), "paper"),
+             (str(SPECS / "lstm_cell.yaml"), None), (str(SPECS / "rnn.yaml"), "lstm")]
+    done = run(ANALYZE, json.dumps(specs))
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "resnet (variant 50): ok 25557032"  # torchvision's resnet50 has as many
+    assert len(lines) == len(specs)
+
+
+def test_check_summary_and_ops_commands_without_torch():
+    for args in (["check", str(SPECS / "densenet.yaml")], ["summary", str(SPECS / "lenet.yaml"), "--json"],
+                 ["ops"]):
+        done = run(CLI, *args)
+        assert done.returncode == 0, (args, done.stderr)
+    done = run(CLI, "check", str(ROOT / "tests" / "golden" / "kernel_too_large.yaml"))
+    assert done.returncode == 2 and "kernel 3x3 is larger" in done.stderr
