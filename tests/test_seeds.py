@@ -1,0 +1,56 @@
+"""Initialisation draws from a generator of the compiler's own: torch's
+global random state is never touched, and a seed gives the weights torch's
+default initialisation gives after torch.manual_seed with that seed."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from compiler.api import compile_text
+
+SPEC = """
+name: seeded
+inputs: {x: {shape: [N, 3, 8, 8]}, tokens: {shape: [N, 5], dtype: int64}}
+nodes:
+  conv: {op: conv2d, out_channels: 4, kernel: 3, in: x}
+  bn: {op: batchnorm2d}
+  flat: {op: flatten}
+  fc: {op: linear, out_features: 6}
+  embed: {op: embedding, num_embeddings: 10, embedding_dim: 8, in: tokens}
+  lstm: {op: lstm, hidden_size: 6}
+  last: {op: last_step}
+  join: {op: add, in: [fc, last]}
+outputs: join
+"""
+
+
+def torch_default(seed: int) -> dict[str, torch.Tensor]:
+    """The same layers built by torch.nn in the same order after manual_seed."""
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        layers = {"conv": nn.Conv2d(3, 4, 3), "bn": nn.BatchNorm2d(4), "fc": nn.Linear(144, 6),
+                  "embed": nn.Embedding(10, 8), "lstm": nn.LSTM(8, 6, batch_first=True)}
+    return {f"{name}.{k}": v for name, layer in layers.items() for k, v in layer.state_dict().items()}
+
+
+def test_seed_gives_torchs_default_initialisation():
+    state = compile_text(SPEC, seed=7).module.state_dict()
+    expected = torch_default(7)
+    assert state.keys() == expected.keys()
+    for key, tensor in expected.items():
+        assert torch.equal(state[key], tensor), key
+    assert not torch.equal(compile_text(SPEC, seed=8).module.state_dict()["conv.weight"], expected["conv.weight"])
+
+
+def test_global_random_state_untouched():
+    torch.manual_seed(123)
+    before = torch.random.get_rng_state()
+    compile_text(SPEC, seed=0)
+    compile_text(SPEC, seed=None)
+    assert torch.equal(torch.random.get_rng_state(), before)
+
+
+def test_no_seed_differs_each_time():
+    a = compile_text(SPEC, seed=None).module.state_dict()["fc.weight"]
+    b = compile_text(SPEC, seed=None).module.state_dict()["fc.weight"]
+    assert not torch.equal(a, b)
