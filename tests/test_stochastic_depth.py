@@ -47,7 +47,7 @@ def test_eval_is_identity():
 def test_model_py_carries_the_layer(tmp_path):
     model = compile_text(SPEC.replace("MODE", "row"), file="sd.yaml")
     path = tmp_path / "model.py"
-    path.write_text(source(model.graph, model.module))
+    path.write_text(source(model.graph))
     code = ("import importlib.util, torch; spec = importlib.util.spec_from_file_location('m', sys.argv[1]); "
             "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m); "
             "net = m.Sd().train(); print(type(net.drop).__name__, net.drop.p)")

@@ -1,9 +1,12 @@
 """Emit a torch.fx GraphModule.
 
-Each node becomes one fx node named after it; ops with weights become
-submodules at the node's dotted path, so state_dict keys follow the block
-nesting (`layer2.0.conv1.weight`).  A node with a body (a cell's scan)
-holds the module emitted from its body.  Weights are initialised from a
+Each block instance whose nodes one call can compute becomes a GraphModule
+of its own (the tree of backend.tree), repeats that feed each other an
+nn.Sequential of them; each node becomes one fx node in its instance's
+graph, named after it, and an op with weights a submodule at the node's
+dotted path, so state_dict keys follow the block nesting
+(`layer2.0.conv1.weight`).  A node with a body (a cell's scan) holds the
+module emitted from its body.  Weights are initialised from a
 generator of the compiler's own, never from torch's global one.
 """
 from __future__ import annotations
@@ -18,9 +21,9 @@ from torch import nn
 
 from ..errors import InternalError
 from ..ir import Graph, Node
-from ..ops import BODY, OPS, FunctionCall, Lowering, ModuleCall
-from . import init, resolve
-from .inplace import activations_in_place
+from ..ops import BODY, FunctionCall, ModuleCall
+from . import init, resolve, tree
+from .lower import Lowerer
 
 
 def class_name(model: str) -> str:
@@ -29,14 +32,6 @@ def class_name(model: str) -> str:
 
 def fx_name(node_name: str) -> str:
     return re.sub(r"\W", "_", node_name)
-
-
-def lowering_of(graph: Graph, node: Node) -> Lowering | None:
-    """The node's lowering; one that fails after shape inference passed is our bug."""
-    try:
-        return OPS[node.op].lower(node.attrs, graph.input_infos(node), node.out)
-    except Exception as e:
-        raise InternalError(f"lowering failed: {type(e).__name__}: {e}", node.name, node.op, node.loc) from e
 
 
 def build_module(call: ModuleCall, node: Node, g: torch.Generator) -> nn.Module:
@@ -60,56 +55,66 @@ def emit(graph: Graph, seed: int | None = 0) -> fx.GraphModule:
 
 
 def _emit(graph: Graph, gen: torch.Generator, name: str) -> fx.GraphModule:
-    root = nn.Module()
+    return _emit_scope(tree.build(graph), Lowerer(graph), gen, name)
+
+
+def _emit_scope(scope: tree.Scope, lowerer: Lowerer, gen: torch.Generator, name: str) -> fx.GraphModule:
+    """One module per block instance: its own fx graph, called by its parent's."""
+    modules: dict[str, nn.Module] = {}
     g = fx.Graph()
-    values: dict[str, fx.Node] = {name: g.placeholder(name) for name in graph.inputs}
-    for node in graph.nodes.values():
-        args = [values[src] for src in node.inputs]
-        lowering = lowering_of(graph, node)
-        if lowering is None:
-            values[node.name] = args[0]
+    values: dict[str, fx.Node] = {src: g.placeholder(arg) for arg, src in scope.inputs.items()}
+    for item in scope.items:
+        if isinstance(item, tree.Leaf):
+            _emit_leaf(item, scope, lowerer, gen, g, values, modules)
             continue
-        if isinstance(lowering, ModuleCall):
-            set_submodule(root, node.name, build_module(lowering, node, gen))
-            out = _call_module(g, node, lowering, args)
-        elif isinstance(lowering, FunctionCall):
-            out = _call_function(g, node, lowering, args)
-        else:
-            raise InternalError(f"lowered to {lowering!r}", node.name, node.op, node.loc)
-        out.meta["netspec"] = node
-        values[node.name] = out
-    results = [values[src] for src in graph.outputs.values()]
+        members = [item.scope] if isinstance(item, tree.Call) else item.members
+        children = [_emit_scope(m, lowerer, gen, class_name(m.instance.block)) for m in members]
+        modules[item.path] = children[0] if isinstance(item, tree.Call) else nn.Sequential(*children)
+        args = tuple(values[src] for src in members[0].inputs.values())
+        out = g.create_node("call_module", item.path, args, {}, name=fx_name(item.path))
+        results = members[-1].outputs
+        if len(results) == 1:
+            values[results[0]] = out
+        for index, result in enumerate(results if len(results) > 1 else []):
+            values[result] = g.create_node("call_function", operator.getitem, (out, index), {},
+                                           name=fx_name(scope.local(result)))
+    results = [values[src] for src in scope.outputs]
     g.output(results[0] if len(results) == 1 else tuple(results))
-    activations_in_place(g, graph)
     g.lint()
-    return fx.GraphModule(root, g, class_name=name)
+    return fx.GraphModule(modules, g, class_name=name)
 
 
-def _call_module(g: fx.Graph, node: Node, call: ModuleCall, args: list) -> fx.Node:
+def _emit_leaf(leaf: tree.Leaf, scope: tree.Scope, lowerer: Lowerer, gen: torch.Generator, g: fx.Graph,
+               values: dict, modules: dict) -> None:
+    node = leaf.node
+    args = [values[src] for src in node.inputs]
+    lowering = lowerer.lower(node, scope.computes_itself)
+    if lowering is None:
+        values[node.name] = args[0]
+        return
+    if isinstance(lowering, ModuleCall):
+        modules[leaf.path] = build_module(lowering, node, gen)
+        out = _call_module(g, leaf.path, lowering, args)
+    elif isinstance(lowering, FunctionCall):
+        out = _call_function(g, fx_name(leaf.path), lowering, args)
+    else:
+        raise InternalError(f"lowered to {lowering!r}", node.name, node.op, node.loc)
+    out.meta["netspec"] = node
+    values[node.name] = out
+
+
+def _call_module(g: fx.Graph, path: str, call: ModuleCall, args: list) -> fx.Node:
     if not call.select:
-        return g.create_node("call_module", node.name, tuple(args), {}, name=fx_name(node.name))
-    out = g.create_node("call_module", node.name, tuple(args), {}, name=fx_name(node.name) + "_all")
+        return g.create_node("call_module", path, tuple(args), {}, name=fx_name(path))
+    out = g.create_node("call_module", path, tuple(args), {}, name=fx_name(path) + "_all")
     for index in call.select:
-        out = g.create_node("call_function", operator.getitem, (out, index), {}, name=fx_name(node.name))
+        out = g.create_node("call_function", operator.getitem, (out, index), {}, name=fx_name(path))
     return out
 
 
-def _call_function(g: fx.Graph, node: Node, call: FunctionCall, args: list) -> fx.Node:
+def _call_function(g: fx.Graph, name: str, call: FunctionCall, args: list) -> fx.Node:
     fn = resolve.function(call.fn)
     if call.fold:
-        return functools.reduce(
-            lambda a, b: g.create_node("call_function", fn, (a, b), {}, name=fx_name(node.name)), args)
+        return functools.reduce(lambda a, b: g.create_node("call_function", fn, (a, b), {}, name=name), args)
     call_args = (args, *call.args) if call.pack else (*args, *call.args)
-    return g.create_node("call_function", fn, call_args, dict(call.kwargs), name=fx_name(node.name))
-
-
-def set_submodule(root: nn.Module, path: str, module: nn.Module) -> None:
-    *parents, leaf = path.split(".")
-    parent = root
-    for part in parents:
-        child = getattr(parent, part, None) if part in parent._modules else None
-        if child is None:
-            child = nn.Module()
-            parent.add_module(part, child)
-        parent = child
-    parent.add_module(leaf, module)
+    return g.create_node("call_function", fn, call_args, dict(call.kwargs), name=name)

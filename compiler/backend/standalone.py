@@ -1,116 +1,365 @@
-"""A standalone PyTorch source of a compiled model: imports only torch (and
-safetensors, inside `load`, to read the weights)."""
+"""A standalone PyTorch source of a compiled model, written as a person
+writes one: a class per block (backend.classes) with its constructor
+arguments, nn.Sequential for repeats that feed each other, the model's
+class composing them, and shapes in comments beside the lines that change
+them.  It imports only torch (and safetensors, inside `load`, to read the
+weights); its state-dict keys are the compiled module's."""
 from __future__ import annotations
 
+import inspect
 import re
+from keyword import iskeyword
 
-import torch.fx as fx
+from ..ir import Graph, format_shape
+from ..ops import FunctionCall, ModuleCall
+from . import resolve
+from .classes import NO_DEFAULT, ClassDef, Classes, Entry, literal
+from .runtime import source as runtime_source
 
-from ..ir import Graph, Node
-from ..ops import BODY, ModuleCall
-from .emit import class_name, lowering_of
-from .runtime import RUNTIME, source as runtime_source
-
-_DELETE_DEAD = re.compile(r";\s+(?:\w+ = )+None")
-
-
-def _fmt(value) -> str:
-    return repr(tuple(value)) if isinstance(value, list) else repr(value)
+_INFIX = {"operator.add": " + ", "operator.mul": " * "}
+_TAKEN = {"self", "torch", "nn", "F", "operator", "super"}
 
 
-def _ctor(call: ModuleCall, body_class: str | None) -> str:
-    parts = [f"{body_class}()" if a is BODY else _fmt(a) for a in call.args]
-    parts += [f"{k}={_fmt(v)}" for k, v in call.kwargs.items()]
-    return f"{call.cls}({', '.join(parts)})"
+def var(path: str) -> str:
+    """A forward variable named after a node or child: 'conv.0' -> 'conv_0'."""
+    name = re.sub(r"\W", "_", path)
+    return name + "_" if iskeyword(name) or name in _TAKEN or name[0].isdigit() else name
 
 
-def _assign(path: str, value: str) -> str:
-    parent, _, leaf = path.rpartition(".")
-    if all(p.isidentifier() for p in path.split(".")):
-        return f"self.{path} = {value}"
-    owner = f'self.get_submodule("{parent}")' if parent else "self"
-    return f'{owner}.add_module("{leaf}", {value})'
+def access(path: str) -> str:
+    """The attribute expression of a submodule: 'layer1.0.conv1' -> 'layer1[0].conv1'."""
+    out = ""
+    for part in path.split("."):
+        out += f"[{part}]" if part.isdigit() else f".{part}"
+    return out
 
 
-def _init_lines(graph: Graph, gm: fx.GraphModule, helpers: dict[str, str]) -> list[str]:
-    """The constructor's lines; classes the model needs beyond torch.nn
-    (a cell's step, the runtime modules) are added to `helpers`, name -> source."""
-    init: list[str] = []
-    made: set[str] = set()
-    for node in graph.nodes.values():
-        lowering = lowering_of(graph, node)
-        if not isinstance(lowering, ModuleCall):
-            continue
-        if lowering.cls in RUNTIME:
-            helpers.setdefault(lowering.cls, runtime_source(lowering.cls))
-        body_class = _add_step(node, gm.get_submodule(node.name).cell, helpers) if BODY in lowering.args else None
-        parts = node.name.split(".")
-        for depth in range(1, len(parts)):
-            container = ".".join(parts[:depth])
-            if container not in made:
-                made.add(container)
-                init.append(_assign(container, "nn.Module()"))
-        init.append(_assign(node.name, _ctor(lowering, body_class)) + f"  # -> {node.out}")
-    return init
-
-
-def _forward(gm: fx.GraphModule) -> str:
-    forward = _DELETE_DEAD.sub("", gm.code).strip()
-    return "\n".join("    " + line if line.strip() else "" for line in forward.splitlines())
-
-
-def _add_step(node: Node, step: fx.GraphModule, helpers: dict[str, str]) -> str:
-    """A cell's step as a class of its own; returns its name."""
-    body = node.body
-    name = class_name(body.name) + "Step"
-    if name not in helpers:
-        inputs = ", ".join(body.inputs)
-        lines = "\n".join("        " + line for line in _init_lines(body, step, helpers)) or "        pass"
-        helpers[name] = f'''class {name}(nn.Module):
-    """One step of cell '{body.name}': ({inputs}) -> (outputs, next states)."""
-
-    def __init__(self):
-        super().__init__()
-{lines}
-
-{_forward(step)}
-'''
-    return name
-
-
-def source(graph: Graph, gm: fx.GraphModule) -> str:
-    cls = class_name(graph.name)
-    helpers: dict[str, str] = {}
-    init = _init_lines(graph, gm, helpers)
-    forward = _forward(gm)
-    classes = "".join(text.rstrip() + "\n\n\n" for text in helpers.values())
+def source(graph: Graph) -> str:
+    classes = Classes(graph, _camel(graph.name))
+    steps = set(classes.bodies.values())
+    texts = [runtime_source(name).rstrip() for name in sorted(classes.runtime)]
+    texts += [ClassSource(cls, graph, steps).text() for cls in classes.defs]
+    body = "\n\n\n".join(texts)
+    imports = ["import torch"]
+    if re.search(r"\bF\.", body):
+        imports.append("import torch.nn.functional as F")
+    imports.append("from torch import nn")
+    if re.search(r"\boperator\.", body):
+        imports.insert(0, "import operator")
     inputs = ", ".join(f"{k}: {v} {v.dtype}" for k, v in graph.inputs.items())
     outputs = ", ".join(f"{k}: {graph.tensor(v)}" for k, v in graph.outputs.items())
     variant = f" (variant {graph.variant})" if graph.variant else ""
-    body = "\n".join("        " + line for line in init) or "        pass"
+    top = classes.top.name
     return f'''"""{graph.name}{variant}: generated by netspec from {graph.source}.
 
 Inputs:  {inputs}
 Outputs: {outputs}
 Needs only torch; `load()` reads the weights with safetensors.
 """
-import torch
-from torch import nn
+{chr(10).join(imports)}
 
 
-{classes}class {cls}(nn.Module):
-    def __init__(self):
-        super().__init__()
 {body}
-
-{forward}
 
 
 def load(path="weights.safetensors", device="cpu"):
     """Build the model and load its weights (no pickle involved)."""
     from safetensors.torch import load_file
 
-    model = {cls}()
+    model = {top}()
     model.load_state_dict(load_file(path, device=device))
     return model.to(device).eval()
 '''
+
+
+def _camel(name: str) -> str:
+    return "".join(p[:1].upper() + p[1:] for p in re.split(r"[^A-Za-z0-9]+", name) if p) or "Model"
+
+
+class ClassSource:
+    def __init__(self, cls: ClassDef, graph: Graph, steps: set[str]):
+        self.cls, self.graph, self.steps = cls, graph, steps
+
+    def text(self) -> str:
+        cls = self.cls
+        params = ", ".join(["self"] + [p.name if p.default is NO_DEFAULT else f"{p.name}={literal(p.default)}"
+                                       for p in cls.params])
+        init = self._init() or ["pass"]
+        forward = self._forward()
+        args = ", ".join(["self", *cls.views[0].args])
+        lines = [f"class {cls.name}(nn.Module):"]
+        doc = self._doc()
+        if doc:
+            lines += [f'    """{doc}"""', ""]
+        lines += [f"    def __init__({params}):", "        super().__init__()"]
+        lines += ["        " + line for line in init]
+        lines += ["", f"    def forward({args}):"] + ["        " + line for line in forward]
+        return "\n".join(lines)
+
+    def _doc(self) -> str | None:
+        cls = self.cls
+        if cls.block is not None:
+            order = {name: i for i, name in enumerate(self.graph.nodes)}
+            names = sorted((v.scope.name for v in cls.views), key=lambda n: min(
+                order[m] for m in next(v.scope.members for v in cls.views if v.scope.name == n)))
+            where = names[0] if len(names) == 1 else f"{len(names)} instances, {names[0]} to {names[-1]}"
+            return f"Block '{cls.block}' ({where})."
+        if cls.name in self.steps:
+            view = cls.views[0]
+            return f"One step of a cell: ({', '.join(view.args)}) -> (outputs, next states)."
+        return None
+
+    # -- __init__ ------------------------------------------------------------
+
+    def _init(self) -> list[str]:
+        cls = self.cls
+        lines: list[str] = []
+        made: set[str] = set()
+        holders = self._holders()
+        for path in cls.order:
+            entry = self._first(path)
+            if entry.kind == "function":
+                if path in cls.guards:
+                    lines.append(f"self.{cls.guards[path]} = {cls.guards[path]}")
+                continue
+            value = self._construct(path, entry)
+            if path in cls.guards:
+                value = f"{value} if {cls.guards[path]} else None"
+            parts = path.split(".")
+            for depth in range(1, len(parts)):
+                container = ".".join(parts[:depth])
+                if container not in made:
+                    made.add(container)
+                    lines.append(f"self{access(container)} = {holders[container]}")
+            lines.append(_wrap(f"self{access(path)} = {value}", 8))
+        return lines
+
+    def _holders(self) -> dict[str, str]:
+        """What holds submodules at dotted paths: nn.ModuleList of numbered
+        ones, nn.Module otherwise."""
+        children: dict[str, set[str]] = {}
+        for path in self.cls.order:
+            parts = path.split(".")
+            for depth in range(1, len(parts)):
+                children.setdefault(".".join(parts[:depth]), set()).add(parts[depth])
+        holders = {}
+        for container, keys in children.items():
+            if all(k.isdigit() for k in keys) and sorted(int(k) for k in keys) == list(range(len(keys))):
+                holders[container] = f"nn.ModuleList([nn.Module() for _ in range({len(keys)})])"
+            else:
+                holders[container] = "nn.Module()"
+        return holders
+
+    def _first(self, path: str) -> Entry:
+        return next(e for e in self.cls.entries[path] if e is not None)
+
+    def _construct(self, path: str, entry: Entry) -> str:
+        exprs = self.cls.exprs
+        if entry.kind == "module":
+            call: ModuleCall = entry.call
+            defaults = _defaults(call.cls)
+            parts = []
+            for k, (label, _) in enumerate(entry.ctor):
+                expr = exprs[(path, label)]
+                if k < entry.positional:
+                    parts.append(expr)
+                elif label not in defaults or expr != literal(defaults[label]):
+                    parts.append(f"{label}={expr}")
+            return f"{call.cls}({', '.join(parts)})"
+        def call(child: ClassDef, prefix: str) -> str:
+            parts = []
+            for p in child.params:
+                expr = exprs[(path, prefix + p.name)]
+                if p.default is NO_DEFAULT:
+                    parts.append(expr)
+                elif expr != literal(p.default):
+                    parts.append(f"{p.name}={expr}")
+            return f"{child.name}({', '.join(parts)})"
+
+        members = entry.call
+        if entry.kind == "child":
+            return call(members[0], "")
+        if entry.kind == "chain":
+            return _sequential([call(child, f"{i}.") for i, child in enumerate(members)])
+        count, first = exprs[(path, "count")], call(members[0], "first.")
+        if count.isdigit():
+            rest = [call(members[0], "rest.")] * (int(count) - 1) if int(count) > 1 else []
+            return _sequential([first, *rest])
+        return _sequential([first, f"*({call(members[0], 'rest.')} for _ in range({count} - 1))"])
+
+    # -- forward -------------------------------------------------------------
+
+    def _forward(self) -> list[str]:
+        cls = self.cls
+        view = cls.views[0]
+        lines = []
+        for path in cls.order:
+            entry = self._first(path)
+            refs = [self._ref(r) for r in cls.refs[path]]
+            expr = self._compute(path, entry, refs)
+            if path in cls.guards:
+                present = f"self{access(path)} is not None" if entry.kind != "function" else f"self.{cls.guards[path]}"
+                fallback = self._ref(cls.fallback[path]) if path in cls.fallback else "None"
+                expr = f"{expr} if {present} else {fallback}"
+            comment = self._shape(path, entry)
+            lines.append(f"{var(path)} = {expr}" + (f"  # {comment}" if comment else ""))
+        results = [self._ref(r) for r in cls.outputs]
+        lines.append("return " + ", ".join(results) if results else "return None")
+        return lines
+
+    def _ref(self, ref) -> str:
+        if ref[0] == "arg":
+            return var(ref[1])
+        return var(ref[1]) + (f"[{ref[2]}]" if len(ref) > 2 else "")
+
+    def _compute(self, path: str, entry: Entry, refs: list[str]) -> str:
+        if entry.kind != "function":
+            select = "".join(f"[{i}]" for i in entry.call.select) if entry.kind == "module" else ""
+            return f"self{access(path)}({', '.join(refs)}){select}"
+        call: FunctionCall = entry.call
+        if call.fold and call.fn in _INFIX:
+            return _INFIX[call.fn].join(refs)
+        if call.fn == "operator.getitem":
+            return f"{refs[0]}[{', '.join(map(literal, call.args))}]"
+        args = [f"[{', '.join(refs)}]"] if call.pack else list(refs)
+        args += [literal(a) for a in call.args] + [f"{k}={literal(v)}" for k, v in call.kwargs.items()]
+        if call.fold:  # a binary function chained over the inputs
+            out = refs[0]
+            for r in refs[1:]:
+                out = f"{call.fn}({out}, {r})"
+            return out
+        return f"{call.fn}({', '.join(args)})"
+
+    def _shape(self, path: str, entry: Entry) -> str | None:
+        """The shape of the line's value, where the line changes it."""
+        present = [(v, e) for v, e in zip(self.cls.views, self.cls.entries[path]) if e is not None]
+        outs = [e.out for _, e in present]
+        if any(o is None for o in outs) or len({len(o.shape) for o in outs}) != 1:
+            return None
+        if entry.kind in ("module", "function") and entry.node.inputs:
+            ins = [v.scope.graph.tensor(e.node.inputs[0]) for v, e in present]
+            if all(i.shape == o.shape for i, o in zip(ins, outs)):
+                return None
+        dims = [self._dim([o.shape[d] for o in outs], path, d) for d in range(len(outs[0].shape))]
+        return None if None in dims else format_shape(dims)
+
+    def _dim(self, values: list, path: str, axis: int) -> str | None:
+        """One dimension of a line's value in every instance, as the class's
+        arguments say it: 64, channels, 4 * channels, H // stride."""
+        if all(v == values[0] for v in values):
+            return str(values[0])
+        if not all(isinstance(v, int) for v in values):
+            return None
+        present = [i for i, e in enumerate(self.cls.entries[path]) if e is not None]
+        sizes = {p.name: [self.cls.values[i][p.name] for i in present] for p in self.cls.params}
+        sizes = {k: v for k, v in sizes.items() if all(isinstance(h, int) and not isinstance(h, bool) and h > 0
+                                                       for h in v)}
+        first = next(iter(self.cls.views[0].inputs), None)
+        spatial = {}
+        if first is not None and all(len(self.cls.views[i].inputs[first].shape) == 4 for i in present):
+            for dim, symbol in sorted(((2, "H"), (3, "W")), key=lambda d: d[0] != axis):
+                held = [self.cls.views[i].inputs[first].shape[dim] for i in present]
+                if all(isinstance(h, int) for h in held):
+                    spatial[symbol] = held
+        # A spatial dimension is told by the input's (H, W), any other by the arguments.
+        for name, held in (spatial if axis in (2, 3) and spatial else sizes).items():
+            if held == values:
+                return name
+            ratios = {v / h for v, h in zip(values, held)}
+            if len(ratios) == 1 and (r := ratios.pop()) > 1 and r == int(r):
+                return f"{int(r)} * {name}"
+        for symbol, held in (spatial if axis in (2, 3) else {}).items():
+            for name, step in sizes.items():
+                if all(v == h // s for v, h, s in zip(values, held, step)):
+                    return f"{symbol} // {name}"
+            for k in (2, 4, 8, 16, 32):
+                if all(v == h // k for v, h in zip(values, held)):
+                    return f"{symbol} // {k}"
+        return None
+
+
+def _defaults(cls_name: str) -> dict:
+    try:
+        params = inspect.signature(resolve.module_class(cls_name)).parameters.values()
+    except (TypeError, ValueError):
+        return {}
+    return {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
+
+
+def _wrap(line: str, indent: int, width: int = 110) -> str:
+    """A long `target = Call(a, b, ...)` with its arguments on aligned lines."""
+    target, _, value = line.partition(" = ")
+    if indent + len(line) <= width or not re.fullmatch(r"[\w.]+\(.*\)", value):
+        return line
+    name, args = _split(value)
+    head = f"{target} = {name}("
+    lines, current = [], head
+    for k, arg in enumerate(args):
+        piece = arg + (", " if k < len(args) - 1 else ")")
+        if current != head and current.strip() and indent + len(current) + len(piece.rstrip()) > width:
+            lines.append(current.rstrip())
+            current = " " * len(head)
+        current += piece
+    lines.append(current)
+    return ("\n" + " " * indent).join(lines)
+
+
+def _split(call: str) -> tuple[str, list[str]]:
+    """'Cls(64, (3, 3), k=1)' -> ('Cls', ['64', '(3, 3)', 'k=1'])."""
+    name, _, rest = call.partition("(")
+    args, depth, current = [], 0, ""
+    for ch in rest[:-1]:
+        if ch == "," and depth == 0:
+            args.append(current.strip())
+            current = ""
+            continue
+        depth += ch in "([{"
+        depth -= ch in ")]}"
+        current += ch
+    if current.strip():
+        args.append(current.strip())
+    return name, args
+
+
+def _progression(calls: list[str]) -> str | None:
+    """Calls that differ in one integer argument stepping evenly
+    (DenseLayer(64), DenseLayer(96), ...) as one loop, or None."""
+    split = [_split(c) for c in calls]
+    if len(calls) < 3 or len({(n, len(a)) for n, a in split}) != 1:
+        return None
+    name, first = split[0]
+    varying = [k for k in range(len(first)) if len({a[k] for _, a in split}) > 1]
+    if len(varying) != 1 or not all(a[varying[0]].lstrip("-").isdigit() for _, a in split):
+        return None
+    k = varying[0]
+    values = [int(a[k]) for _, a in split]
+    step = values[1] - values[0]
+    if any(b - a != step for a, b in zip(values, values[1:])):
+        return None
+    args = list(first)
+    args[k] = f"{values[0]} + {step} * i"
+    return f"*({name}({', '.join(args)}) for i in range({len(calls)}))"
+
+
+def _sequential(calls: list[str]) -> str:
+    """nn.Sequential of the calls: runs of equal ones, or of ones stepping
+    one argument evenly, written as a loop."""
+    parts, i = [], 0
+    while i < len(calls):
+        j = i
+        while j < len(calls) and calls[j] == calls[i]:
+            j += 1
+        if j - i == 1:
+            k = len(calls)
+            while k > i + 2 and _progression(calls[i:k]) is None:
+                k -= 1
+            if k > i + 2:
+                parts.append(_progression(calls[i:k]))
+                i = k
+                continue
+        parts.append(calls[i] if j - i == 1 else f"*({calls[i]} for _ in range({j - i}))")
+        i = j
+    one_line = f"nn.Sequential({', '.join(parts)})"
+    if len(one_line) <= 80:
+        return one_line
+    return "nn.Sequential(\n" + "".join(f"            {p},\n" for p in parts) + "        )"

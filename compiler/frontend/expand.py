@@ -272,7 +272,7 @@ class Expander:
         env = self._bind(block_name, block, args, arg_locs, scope, full, loc)
         call = Call(full, name, block_name, block, env, scope.trace + (frame,), loc, scope, inputs,
                     body.value_loc("in") if body.has("in") else loc,
-                    tainted=scope.tainted or len(self.errors.errors) > reported)
+                    tainted=scope.tainted or len(self.errors.errors) > reported, given=tuple(args))
         if block.state:
             made = expand_cell(self, call)
             return made if made is not None else (FailedSym("bad cell"), None)
@@ -311,7 +311,8 @@ class Expander:
                 trace=call.scope.trace, hint="list them in order under 'in:'")
             return FailedSym("bad inputs"), None
         builder = call.scope.builder
-        instance = Instance(call.full, call.block_name, {k: call.env[k] for k in block.params}, {})
+        instance = Instance(call.full, call.block_name, {k: call.env[k] for k in block.params}, {},
+                            frozenset(call.given))
         builder.instances[call.full] = instance
         inner = Scope(call.env, call.full + ".", call.trace, builder, tainted=call.tainted)
         for input_name, ref in zip(block.inputs, call.inputs):

@@ -206,3 +206,4 @@ class Call:
     inputs: list[Ref]
     inputs_loc: Loc
     tainted: bool  # an argument was reported: see Scope.tainted
+    given: tuple[str, ...] = ()  # the block parameters the instance sets

@@ -44,6 +44,7 @@ class Instance:
     block: str
     args: dict[str, Any]  # the block's parameters, as this instance sets them
     inputs: dict[str, str]
+    given: frozenset[str] = frozenset()  # the parameters set by the instance (the others took their defaults)
 
 
 @dataclass

@@ -92,7 +92,7 @@ def write_version(model: "api.Model", repository: Path, name: str, version: int 
         tmp = folder / (WEIGHTS_FILE + ".tmp")
         save_file(state, str(tmp), metadata={"model": model.name, "variant": str(model.variant)})
         os.replace(tmp, folder / WEIGHTS_FILE)
-        _atomic_write(folder / SOURCE_FILE, source(model.graph, module))
+        _atomic_write(folder / SOURCE_FILE, source(model.graph))
         _atomic_write(Path(repository) / name / CONFIG_FILE, config_text(model.graph, name, **config))
     except OSError as e:
         raise ResourceError(f"cannot write to {folder}: {e.strerror or e}",
