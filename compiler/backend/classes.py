@@ -149,6 +149,32 @@ class ClassDef:
 def merge(views: list[View]) -> ClassDef | None:
     """One class for all `views` (of one block), or None if they differ
     other than by constructor values and optional items."""
+    if len({tuple(v.args) for v in views}) != 1 or len({len(v.outputs) for v in views}) != 1:
+        return None
+    order = _union_order(views)
+    table = {p: [next((e for e in v.entries if e.path == p), None) for v in views] for p in order}
+    for column in table.values():
+        if len({(e.kind, e.detail, e.outputs) for e in column if e is not None}) != 1:
+            return None
+    cls = ClassDef("", None, views, order, table)
+    refs = {p: list(next(e for e in table[p] if e is not None).refs) for p in order}
+    outputs = list(views[0].outputs)
+    slots = [(refs[p], j, [e.refs[j] if e is not None else None for e in table[p]])
+             for p in order for j in range(len(refs[p]))]
+    slots += [(outputs, j, [v.outputs[j] for v in views]) for j in range(len(outputs))]
+    for owner, j, slot in slots:
+        seen = {r for r in slot if r is not None}
+        if len(seen) > 2 or (len(seen) == 2 and not _fallback(cls, seen, slot)):
+            return None
+        if len(seen) == 2:  # the class reads the optional entry; its absence reads the fallback
+            owner[j] = next(r for r in seen if r[1] in cls.fallback and r[0] == "entry")
+    cls.refs = {p: tuple(r) for p, r in refs.items()}
+    cls.outputs = tuple(outputs)
+    return cls
+
+
+def _union_order(views: list[View]) -> list[str]:
+    """The entries of all views in one order that keeps each view's."""
     order: list[str] = []
     for v in views:
         prev = -1
@@ -156,44 +182,24 @@ def merge(views: list[View]) -> ClassDef | None:
             if e.path not in order:
                 order.insert(prev + 1, e.path)
             prev = order.index(e.path)
-    if any(len(set(v.args)) != len(v.args) for v in views) or len({tuple(v.args) for v in views}) != 1:
-        return None
-    table = {p: [next((e for e in v.entries if e.path == p), None) for v in views] for p in order}
-    for p, column in table.items():
-        present = [e for e in column if e is not None]
-        if len({(e.kind, e.detail, e.outputs) for e in present}) != 1:
-            return None
-    cls = ClassDef("", None, views, order, table)
-    if any(len(v.outputs) != len(views[0].outputs) for v in views):
-        return None
-    # What reads an optional entry reads one other value where it is absent.
-    slots: list[tuple[str | None, int, list[Ref | None]]] = []
-    for p in order:
-        column = table[p]
-        for j in range(len(next(e for e in column if e is not None).refs)):
-            slots.append((p, j, [e.refs[j] if e is not None else None for e in column]))
-    slots += [(None, j, [v.outputs[j] for v in views]) for j in range(len(views[0].outputs))]
-    refs = {p: list(next(e for e in table[p] if e is not None).refs) for p in order}
-    outputs = list(views[0].outputs)
-    for path, j, slot in slots:
-        seen = {r for r in slot if r is not None}
-        if len(seen) == 2:
-            optional = [r for r in seen if r[0] == "entry" and not cls.present(r[1])]
-            if len(optional) != 1:
-                return None
-            (y,) = optional
-            (z,) = seen - {y}
-            for r, view_index in zip(slot, range(len(views))):
-                if r is not None and (r == y) != (table[y[1]][view_index] is not None):
-                    return None
-            if cls.fallback.setdefault(y[1], z) != z or (z[0] == "entry" and order.index(z[1]) > order.index(y[1])):
-                return None
-            (refs[path] if path is not None else outputs)[j] = y
-        elif len(seen) > 2:
-            return None
-    cls.refs = {p: tuple(r) for p, r in refs.items()}
-    cls.outputs = tuple(outputs)
-    return cls
+    return order
+
+
+def _fallback(cls: ClassDef, seen: set[Ref], slot: list[Ref | None]) -> bool:
+    """Whether a value read as `y` where optional entry y is present, and as
+    one other value `z` wherever y is absent, may be written `y if present
+    else z`; records z as y's fallback."""
+    optional = [r for r in seen if r[0] == "entry" and not cls.present(r[1])]
+    if len(optional) != 1:
+        return False
+    (y,) = optional
+    (z,) = seen - {y}
+    column = cls.entries[y[1]]
+    if any(r is not None and (r == y) != (column[i] is not None) for i, r in enumerate(slot)):
+        return False
+    if z[0] == "entry" and cls.order.index(z[1]) > cls.order.index(y[1]):
+        return False  # z must be computed before y's line
+    return cls.fallback.setdefault(y[1], z) == z
 
 
 def _candidates(view: View) -> dict[str, Any]:
