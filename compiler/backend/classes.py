@@ -15,14 +15,14 @@ multiple of one (`4 * channels`), or else an argument of its own.
 from __future__ import annotations
 
 import inspect
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..ir import Graph, Node, TensorInfo
-from ..ops import BODY, FunctionCall, ModuleCall
+from ..ops import BODY, ModuleCall
 from . import resolve, tree
+from .emit import class_name
 from .lower import Lowerer
 
 NO_DEFAULT = object()
@@ -86,13 +86,18 @@ def _signature_labels(cls) -> list[tuple[str, Any]]:
             if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in ("device", "dtype")]
 
 
-def module_ctor(call: ModuleCall, body: Code | None) -> tuple[list[tuple[str, Any]], int, dict[str, Any]]:
+def module_defaults(cls_name: str) -> dict[str, Any]:
+    """The defaults of a torch module class's constructor parameters."""
+    return {n: d for n, d in _signature_labels(resolve.module_class(cls_name)) if d is not inspect.Parameter.empty}
+
+
+def module_ctor(call: ModuleCall, body: Code | None) -> tuple[list[tuple[str, Any]], int]:
     """A ModuleCall's constructor as (label, value) pairs with every known
-    parameter filled in, how many are positional, and the defaults."""
+    parameter filled in, and how many of them are positional."""
     labels = _signature_labels(resolve.module_class(call.cls))
     args = [body if a is BODY else a for a in call.args]
     names = [n for n, _ in labels]
-    pairs, defaults = [], {n: d for n, d in labels if d is not inspect.Parameter.empty}
+    pairs = []
     for i, value in enumerate(args):
         pairs.append((names[i] if i < len(names) else f"arg{i}", value))
     given = dict(call.kwargs)
@@ -102,7 +107,7 @@ def module_ctor(call: ModuleCall, body: Code | None) -> tuple[list[tuple[str, An
         elif default is not inspect.Parameter.empty:
             pairs.append((name, default))
     pairs += list(given.items())
-    return pairs, len(args), defaults
+    return pairs, len(args)
 
 
 # -- classes ---------------------------------------------------------------
@@ -134,16 +139,6 @@ class ClassDef:
     def call_values(self, scope: tree.Scope) -> list[tuple[str, Any]]:
         index = next(i for i, v in enumerate(self.views) if v.scope is scope)
         return [(p.name, self.values[index][p.name]) for p in self.params]
-
-    def call(self, scope: tree.Scope) -> str:
-        """The constructor call that builds instance `scope`."""
-        parts = []
-        for p, (name, value) in zip(self.params, self.call_values(scope)):
-            if p.default is NO_DEFAULT:
-                parts.append(literal(value))
-            elif value != p.default:
-                parts.append(f"{name}={literal(value)}")
-        return f"{self.name}({', '.join(parts)})"
 
 
 def merge(views: list[View]) -> ClassDef | None:
@@ -384,7 +379,7 @@ class Classes:
                 merged.append(list(group))
         for group in merged:
             cls = merge(group)
-            cls.name, cls.block = self.unique(_camel(block)), block
+            cls.name, cls.block = self.unique(class_name(block)), block
             resolve_class(cls)
             self.defs.append(cls)
             for v in group:
@@ -427,7 +422,7 @@ class Classes:
                 body = Code(f"{self._body(node)}()")
             if lowering.cls in resolve.RUNTIME:
                 self.runtime.add(lowering.cls)
-            ctor, positional, _ = module_ctor(lowering, body)
+            ctor, positional = module_ctor(lowering, body)
             return Entry(leaf.path, "module", repr((lowering.cls, [k for k, _ in ctor], lowering.select)), ins,
                          ctor, positional, lowering, node, node.out)
         return Entry(leaf.path, "function", repr((lowering.fn, lowering.args, sorted(lowering.kwargs.items()),
@@ -436,7 +431,7 @@ class Classes:
     def _body(self, node: Node) -> str:
         """The class of a cell's step, defined before the model's."""
         if id(node) not in self.bodies:
-            self.bodies[id(node)] = self._model(node.body, _camel(node.body.name) + "Step").name
+            self.bodies[id(node)] = self._model(node.body, class_name(node.body.name) + "Step").name
         return self.bodies[id(node)]
 
 
@@ -468,7 +463,3 @@ def _instances(scope: tree.Scope) -> list[tree.Scope]:
             found.append(child)
             found += _instances(child)
     return found
-
-
-def _camel(name: str) -> str:
-    return "".join(p[:1].upper() + p[1:] for p in re.split(r"[^A-Za-z0-9]+", name) if p) or "Block"

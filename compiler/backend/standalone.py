@@ -6,14 +6,13 @@ them.  It imports only torch (and safetensors, inside `load`, to read the
 weights); its state-dict keys are the compiled module's."""
 from __future__ import annotations
 
-import inspect
 import re
 from keyword import iskeyword
 
 from ..ir import Graph, format_shape
 from ..ops import FunctionCall, ModuleCall
-from . import resolve
-from .classes import NO_DEFAULT, ClassDef, Classes, Entry, literal
+from .classes import NO_DEFAULT, ClassDef, Classes, Entry, literal, module_defaults
+from .emit import class_name
 from .runtime import source as runtime_source
 
 _INFIX = {"operator.add": " + ", "operator.mul": " * "}
@@ -35,7 +34,7 @@ def access(path: str) -> str:
 
 
 def source(graph: Graph) -> str:
-    classes = Classes(graph, _camel(graph.name))
+    classes = Classes(graph, class_name(graph.name))
     steps = set(classes.bodies.values())
     texts = [runtime_source(name).rstrip() for name in sorted(classes.runtime)]
     texts += [ClassSource(cls, graph, steps).text() for cls in classes.defs]
@@ -70,10 +69,6 @@ def load(path="weights.safetensors", device="cpu"):
     model.load_state_dict(load_file(path, device=device))
     return model.to(device).eval()
 '''
-
-
-def _camel(name: str) -> str:
-    return "".join(p[:1].upper() + p[1:] for p in re.split(r"[^A-Za-z0-9]+", name) if p) or "Model"
 
 
 class ClassSource:
@@ -157,7 +152,7 @@ class ClassSource:
         exprs = self.cls.exprs
         if entry.kind == "module":
             call: ModuleCall = entry.call
-            defaults = _defaults(call.cls)
+            defaults = module_defaults(call.cls)
             parts = []
             for k, (label, _) in enumerate(entry.ctor):
                 expr = exprs[(path, label)]
@@ -191,7 +186,6 @@ class ClassSource:
 
     def _forward(self) -> list[str]:
         cls = self.cls
-        view = cls.views[0]
         lines = []
         for path in cls.order:
             entry = self._first(path)
@@ -276,14 +270,6 @@ class ClassSource:
                 if all(v == h // k for v, h in zip(values, held)):
                     return f"{symbol} // {k}"
         return None
-
-
-def _defaults(cls_name: str) -> dict:
-    try:
-        params = inspect.signature(resolve.module_class(cls_name)).parameters.values()
-    except (TypeError, ValueError):
-        return {}
-    return {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
 
 
 def _wrap(line: str, indent: int, width: int = 110) -> str:
