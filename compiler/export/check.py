@@ -1,0 +1,64 @@
+"""Compare an exported model with the compiled module it came from, on the
+same inputs: ONNX under onnxruntime, TorchScript under torch.jit.load.
+
+The difference is relative to the output's scale, as `netspec verify`
+reports it: max |exported - compiled| / max |compiled|, the worst over the
+outputs and the sizes tried. Sizes vary every symbolic dimension (the batch
+N, a sequence's time T), so a dimension that the export fixed fails here.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from .common import example_inputs
+
+# float32 outputs of a different kernel order agree to about 1e-6 of their
+# scale; 1e-4 leaves room for deep networks without hiding a wrong op.
+TOLERANCE = 1e-4
+SIZES = ({"N": 1, "T": 3}, {"N": 3, "T": 7})
+TOKENS = 2  # integer inputs (token ids) in [0, 2): valid for any embedding of two rows or more
+
+
+def relative_difference(expected: list[torch.Tensor], got: list[torch.Tensor]) -> float:
+    worst = 0.0
+    for e, g in zip(expected, got, strict=True):
+        e, g = e.detach().double(), torch.as_tensor(g).double()
+        if e.shape != g.shape:
+            return float("inf")
+        scale = e.abs().max().item() or 1.0
+        worst = max(worst, (e - g).abs().max().item() / scale)
+    return worst
+
+
+def _compiled(model, args) -> list[torch.Tensor]:
+    with torch.inference_mode():
+        result = model.module.eval()(*args)
+    return list(result) if isinstance(result, tuple) else [result]
+
+
+def onnx_difference(model, folder: Path, sizes=SIZES) -> float:
+    """The worst relative difference of onnxruntime running folder/model.onnx."""
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(Path(folder) / "model.onnx"), providers=["CPUExecutionProvider"])
+    worst = 0.0
+    for size in sizes:
+        args = example_inputs(model, size, TOKENS)
+        got = session.run(list(model.outputs), {name: x.numpy() for name, x in zip(model.inputs, args)})
+        worst = max(worst, relative_difference(_compiled(model, args), [torch.from_numpy(g) for g in got]))
+    return worst
+
+
+def torchscript_difference(model, folder: Path, sizes=SIZES) -> float:
+    """The worst relative difference of torch.jit.load(folder/model.pt)."""
+    loaded = torch.jit.load(str(Path(folder) / "model.pt"))
+    worst = 0.0
+    for size in sizes:
+        args = example_inputs(model, size, TOKENS)
+        with torch.inference_mode():
+            result = loaded(*args)
+        got = list(result) if isinstance(result, tuple) else [result]
+        worst = max(worst, relative_difference(_compiled(model, args), got))
+    return worst
