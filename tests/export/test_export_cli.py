@@ -128,3 +128,24 @@ def test_bad_inputs_are_clear_errors(cli, specs, tmp_path):
               "--weights", tmp_path / "n" / "resnet" / "1" / "weights.safetensors")
     assert run.code == 2 and "do not fit the model" in run.err and "Traceback" not in run.err
     assert not (tmp_path / "r").exists() or not any((tmp_path / "r").iterdir())
+
+
+def test_netspec_serve_skips_an_exported_folder_and_serves_the_rest(cli, specs, tmp_path):
+    """docs/deploy.md: keep the repositories apart; a mixed one still serves
+    its netspec models, the exported one is UNAVAILABLE with the reason."""
+    grpcclient = pytest.importorskip("tritonclient.grpc")
+    from export_servers import start_netspec
+
+    assert cli("compile", specs / "lenet.yaml", "--repository", tmp_path, "--quiet").code == 0
+    assert cli("export", specs / "lenet.yaml", "--format", "torchscript", "--repository", tmp_path,
+               "--name", "exported").code == 0
+    server, url = start_netspec(tmp_path)
+    try:
+        client = grpcclient.InferenceServerClient(url)
+        assert client.is_model_ready("lenet") and not client.is_model_ready("exported")
+        index = {m.name: (m.state, m.reason) for m in client.get_model_repository_index().models}
+        assert index["lenet"][0] == "READY"
+        assert index["exported"][0] == "UNAVAILABLE" and "spec.yaml" in index["exported"][1], index
+        client.close()
+    finally:
+        assert server.stop() == 0

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import queue
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +52,13 @@ def repositories(tmp_path_factory):
     return tritonserver, ours, theirs
 
 
+@dataclass
+class Clients:
+    netspec: object
+    triton: object
+    urls: dict[str, str]
+
+
 @pytest.fixture(scope="module")
 def clients(repositories):
     tritonserver, ours, theirs = repositories
@@ -63,7 +71,7 @@ def clients(repositories):
         triton_client = stack.enter_context(contextlib.closing(grpcclient.InferenceServerClient(triton_url)))
         for name in MODELS:
             assert triton_client.is_model_ready(name), "".join(triton_server.log[-40:])
-        yield netspec_client, triton_client
+        yield Clients(netspec_client, triton_client, {"netspec": netspec_url, "triton": triton_url})
 
 
 def inputs_for(client, name: str, batch: int, rng) -> dict[str, np.ndarray]:
@@ -91,7 +99,7 @@ def relative(a: np.ndarray, b: np.ndarray) -> float:
 
 @pytest.mark.parametrize("name", MODELS)
 def test_triton_outputs_equal_netspec_serve(clients, name):
-    netspec_client, triton_client = clients
+    netspec_client, triton_client = clients.netspec, clients.triton
     arrays = inputs_for(netspec_client, name, 3, np.random.default_rng(0))
     ours, theirs = infer(netspec_client, name, arrays), infer(triton_client, name, arrays)
     assert theirs.keys() == ours.keys()
@@ -103,9 +111,9 @@ def test_triton_outputs_equal_netspec_serve(clients, name):
 
 
 def test_triton_model_config_names_our_inputs_and_outputs(clients):
-    netspec_client, triton_client = clients
+    netspec_client, triton_client = clients.netspec, clients.triton
     for name in MODELS:
-        ours, theirs = (c.get_model_config(name).config for c in clients)
+        ours, theirs = (c.get_model_config(name).config for c in (netspec_client, triton_client))
         assert theirs.backend == "python"
         for kind in ("input", "output"):
             ours_tensors = [(t.name, t.data_type, list(t.dims)) for t in getattr(ours, kind)]
@@ -115,7 +123,7 @@ def test_triton_model_config_names_our_inputs_and_outputs(clients):
 
 
 def test_triton_16_concurrent_requests_batch_and_equal_16_single_ones(clients):
-    netspec_client, triton_client = clients
+    netspec_client, triton_client = clients.netspec, clients.triton
     rng = np.random.default_rng(1)
     requests = [inputs_for(netspec_client, "lenet", 1, rng) for _ in range(16)]
     singles = [infer(triton_client, "lenet", arrays)["logits"] for arrays in requests]
@@ -138,3 +146,16 @@ def test_triton_16_concurrent_requests_batch_and_equal_16_single_ones(clients):
     assert executions < 16, "Triton's dynamic batcher did not group any of the 16 requests"
     for k, single in enumerate(singles):
         assert relative(together[k], single) <= TOLERANCE, f"request {k} differs when batched"
+
+
+def test_netspec_infer_talks_to_triton_as_to_netspec_serve(clients, tmp_path):
+    """docs/deploy.md's comparison step: `netspec infer --url` at both servers."""
+    x = tmp_path / "x.npy"
+    np.save(x, np.random.default_rng(2).standard_normal((2, 1, 28, 28)).astype(np.float32))
+    outputs = {}
+    for server, url in clients.urls.items():
+        out = tmp_path / f"{server}.npz"
+        netspec("infer", "lenet", "--input", f"image={x}", "--url", url, "-o", out)
+        outputs[server] = np.load(out)["logits"]
+    assert outputs["triton"].shape == (2, 10)
+    assert relative(outputs["triton"], outputs["netspec"]) <= TOLERANCE
