@@ -2,7 +2,7 @@
 (onnxruntime, torch.jit.load) against the compiled module on the same
 inputs at two sizes; prints the table of docs/deploy.md.
 
-    python bench/export_zoo.py [--specs lenet resnet ...] [--formats onnx torchscript]
+    python bench/export_zoo.py [--specs lenet resnet:18 ...] [--formats onnx torchscript]
 
 A cell is the largest relative difference, max |exported - compiled| / max
 |compiled| over the outputs, at batch 1 and 3 (sequences of 3 and 7 steps),
@@ -36,29 +36,33 @@ def variants(spec: Path) -> list[str | None]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--specs", nargs="*", help="spec names (default: every spec in specs/)")
+    parser.add_argument("--specs", nargs="*",
+                        help="spec names, every variant, or SPEC:VARIANT (default: every spec in specs/)")
     parser.add_argument("--formats", nargs="*", default=list(CHECKS), choices=list(CHECKS))
     args = parser.parse_args()
-    specs = [ROOT / "specs" / f"{s}.yaml" for s in args.specs] if args.specs else sorted((ROOT / "specs").glob("*.yaml"))
+    rows = []
+    for name in args.specs or sorted(p.stem for p in (ROOT / "specs").glob("*.yaml")):
+        spec, _, variant = name.partition(":")
+        path = ROOT / "specs" / f"{spec}.yaml"
+        rows += [(path, variant)] if variant else [(path, v) for v in variants(path)]
     notes: list[str] = []
     print("| spec | variant | " + " | ".join(args.formats) + " |")
     print("| --- | --- | " + " | ".join("---:" for _ in args.formats) + " |")
-    for spec in specs:
-        for variant in variants(spec):
-            cells = []
-            for fmt in args.formats:
-                model = compile_file(spec, variant)
-                start = time.perf_counter()
-                with tempfile.TemporaryDirectory() as repo:
-                    try:
-                        folder = export(model, fmt, Path(repo), ExportSettings(name=model.name))
-                        cells.append(f"{CHECKS[fmt](model, folder):.1e}")
-                    except ExportError as e:
-                        if e.message not in notes:
-                            notes.append(e.message)
-                        cells.append(f"no ({notes.index(e.message) + 1})")
-                print(f"{spec.stem} {variant} {fmt}: {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
-            print(f"| `{spec.stem}` | {f'`{variant}`' if variant else '-'} | " + " | ".join(cells) + " |", flush=True)
+    for spec, variant in rows:
+        cells = []
+        for fmt in args.formats:
+            model = compile_file(spec, variant or None)
+            start = time.perf_counter()
+            with tempfile.TemporaryDirectory() as repo:
+                try:
+                    folder = export(model, fmt, Path(repo), ExportSettings(name=model.name))
+                    cells.append(f"{CHECKS[fmt](model, folder):.1e}")
+                except ExportError as e:
+                    if e.message not in notes:
+                        notes.append(e.message)
+                    cells.append(f"no ({notes.index(e.message) + 1})")
+            print(f"{spec.stem} {variant} {fmt}: {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
+        print(f"| `{spec.stem}` | {f'`{variant}`' if variant else '-'} | " + " | ".join(cells) + " |", flush=True)
     for k, note in enumerate(notes, 1):
         print(f"\n({k}) {note}")
     return 0
