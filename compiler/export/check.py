@@ -22,6 +22,33 @@ SIZES = ({"N": 1, "T": 3}, {"N": 3, "T": 7})
 TOKENS = 2  # integer inputs (token ids) in [0, 2): valid for any embedding of two rows or more
 
 
+def calibrate_norms(model, batch: int = 8) -> None:
+    """Set every batch norm's statistics to those of random inputs (one
+    forward pass in training mode). Freshly initialised, deep networks of
+    depthwise convolutions (MobileNet, EfficientNet) shrink their activations
+    layer by layer until the output is the last bias, the same for every
+    input: a comparison would then test nothing. Normalised by real
+    statistics, the activations keep their scale."""
+    module = model.module
+    norms = [m for m in module.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # a plain average over the pass
+    module.train()
+    with torch.no_grad():
+        module(*example_inputs(model, {"N": batch}, TOKENS))
+    module.eval()
+
+
+def input_dependence(model) -> float:
+    """max |y[n] - y[0]| / max |y| over the samples of a random batch of
+    three: near 0 for a model whose output ignores its input."""
+    outputs = _compiled(model, example_inputs(model, {"N": 3}, TOKENS))
+    return max((y - y[:1]).abs().max().item() / (y.abs().max().item() or 1.0) for y in outputs)
+
+
 def relative_difference(expected: list[torch.Tensor], got: list[torch.Tensor]) -> float:
     worst = 0.0
     for e, g in zip(expected, got, strict=True):

@@ -1,8 +1,10 @@
 """ONNX and TorchScript exports run, outside netspec, as the compiled module
 does: onnxruntime on model.onnx and torch.jit.load on model.pt, at batch 1
 and 3 (sequences of 3 and 7 steps), within a relative difference of 1e-4
-(max |exported - compiled| / max |compiled|). What docs/deploy.md's table
-says cannot be exported must fail with a clear error instead.
+(max |exported - compiled| / max |compiled|), with batch norms set to the
+statistics of random inputs so that every output depends on the input.
+What docs/deploy.md's table says cannot be exported must fail with a clear
+error instead.
 """
 from __future__ import annotations
 
@@ -11,7 +13,8 @@ from google.protobuf import text_format
 
 from compiler.api import compile_file
 from compiler.export import ExportError, ExportSettings, export
-from compiler.export.check import TOLERANCE, onnx_difference, torchscript_difference
+from compiler.export.check import (TOLERANCE, calibrate_norms, input_dependence, onnx_difference,
+                                   torchscript_difference)
 from export_table import ROOT, selected, row_id, table, zoo
 from service.generated import model_config_pb2
 
@@ -34,6 +37,9 @@ def test_export_runs_as_the_compiled_module(tmp_path, fmt, row):
     spec, variant = row
     exported = table()[row][fmt]
     model = compile_file(ROOT / "specs" / f"{spec}.yaml", variant)
+    calibrate_norms(model)
+    # outputs that barely depend on the input would pass any comparison
+    assert input_dependence(model) > TOLERANCE
     settings = ExportSettings(name="m")
     if not exported:
         with pytest.raises(ExportError) as error:
@@ -48,3 +54,5 @@ def test_export_runs_as_the_compiled_module(tmp_path, fmt, row):
     config = read_config(tmp_path / "m" / "config.pbtxt")
     assert config.platform == PLATFORMS[fmt] and config.name == "m" and config.max_batch_size == 64
     assert [i.name for i in config.input] == list(model.inputs)
+    names = [o.name for o in config.output]
+    assert names == (list(model.outputs) if fmt == "onnx" else [f"{n}__{k}" for k, n in enumerate(model.outputs)])
