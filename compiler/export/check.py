@@ -22,24 +22,42 @@ SIZES = ({"N": 1, "T": 3}, {"N": 3, "T": 7})
 TOKENS = 2  # integer inputs (token ids) in [0, 2): valid for any embedding of two rows or more
 
 
-def calibrate_norms(model, batch: int = 8) -> None:
-    """Set every batch norm's statistics to those of random inputs (one
-    forward pass in training mode). Freshly initialised, deep networks of
-    depthwise convolutions (MobileNet, EfficientNet) shrink their activations
-    layer by layer until the output is the last bias, the same for every
-    input: a comparison would then test nothing. Normalised by real
-    statistics, the activations keep their scale."""
+def calibrate(model, batch: int = 8) -> None:
+    """Rescale the weights so that activations keep their scale, in one
+    forward pass of random inputs (as LSUV initialisation does): each
+    convolution and linear layer is divided by the deviation of its first
+    output, and batch norms take the statistics they then see. Freshly
+    initialised, deep networks (MobileNet, EfficientNet, SqueezeNet) shrink
+    their activations layer by layer until the output is the last bias, the
+    same for every input, and a comparison would test nothing."""
     module = model.module
-    norms = [m for m in module.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    if not norms:
-        return
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None  # a plain average over the pass
+    layers = (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d, torch.nn.Linear)
+    hooks = {}
+
+    def rescale(layer, inputs, output):
+        hooks.pop(layer).remove()  # a layer inside a cell runs once per step: rescale it once
+        std = output.std().item()
+        if not std > 0:
+            return output
+        layer.weight.div_(std)
+        if layer.bias is not None:
+            layer.bias.div_(std)
+        return output / std  # what the rescaled layer computes
+
+    for m in module.modules():
+        if isinstance(m, layers):
+            hooks[m] = m.register_forward_hook(rescale)
+        elif isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.reset_running_stats()
+            m.momentum = None  # a plain average over the pass
     module.train()
-    with torch.no_grad():
-        module(*example_inputs(model, {"N": batch}, TOKENS))
-    module.eval()
+    try:
+        with torch.no_grad():
+            module(*example_inputs(model, {"N": batch}, TOKENS))
+    finally:
+        for hook in hooks.values():
+            hook.remove()
+        module.eval()
 
 
 def input_dependence(model) -> float:

@@ -1,8 +1,8 @@
 """ONNX and TorchScript exports run, outside netspec, as the compiled module
 does: onnxruntime on model.onnx and torch.jit.load on model.pt, at batch 1
 and 3 (sequences of 3 and 7 steps), within a relative difference of 1e-4
-(max |exported - compiled| / max |compiled|), with batch norms set to the
-statistics of random inputs so that every output depends on the input.
+(max |exported - compiled| / max |compiled|), with weights rescaled on random inputs
+so that every output depends on the input (check.calibrate).
 What docs/deploy.md's table says cannot be exported must fail with a clear
 error instead.
 """
@@ -13,7 +13,7 @@ from google.protobuf import text_format
 
 from compiler.api import compile_file
 from compiler.export import ExportError, ExportSettings, export
-from compiler.export.check import (TOLERANCE, calibrate_norms, input_dependence, onnx_difference,
+from compiler.export.check import (TOLERANCE, calibrate, input_dependence, onnx_difference,
                                    torchscript_difference)
 from export_table import ROOT, selected, row_id, table, zoo
 from service.generated import model_config_pb2
@@ -37,7 +37,7 @@ def test_export_runs_as_the_compiled_module(tmp_path, fmt, row):
     spec, variant = row
     exported = table()[row][fmt]
     model = compile_file(ROOT / "specs" / f"{spec}.yaml", variant)
-    calibrate_norms(model)
+    calibrate(model)
     # outputs that barely depend on the input would pass any comparison
     assert input_dependence(model) > TOLERANCE
     settings = ExportSettings(name="m")
