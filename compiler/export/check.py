@@ -35,10 +35,12 @@ def calibrate(model, batch: int = 8) -> None:
     hooks = {}
 
     def rescale(layer, inputs, output):
+        if not inputs[0].std().item() > 0:
+            return None  # a cell's state at step 0 (zeros): wait for an input that varies
         hooks.pop(layer).remove()  # a layer inside a cell runs once per step: rescale it once
         std = output.std().item()
         if not std > 0:
-            return output
+            return None
         layer.weight.div_(std)
         if layer.bias is not None:
             layer.bias.div_(std)
