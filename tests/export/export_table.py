@@ -23,7 +23,8 @@ DEFAULT_ROWS = {("lenet", None), ("resnet", "18"), ("googlenet", "paper"), ("squ
 
 def table() -> dict[tuple[str, str | None], dict[str, bool]]:
     """{(spec, variant): {format: exported?}} from docs/deploy.md."""
-    lines = [line.strip() for line in DOC.read_text().splitlines() if line.startswith("| `")]
+    section = DOC.read_text().split("## Which zoo specs export", 1)[1].split("\n## ", 1)[0]
+    lines = [line.strip() for line in section.splitlines() if line.startswith("| `")]
     rows = {}
     for line in lines:
         m = ROW.match(line)
