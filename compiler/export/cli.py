@@ -9,7 +9,7 @@ from pathlib import Path
 
 from . import FORMATS
 
-EXAMPLE = """examples:
+EXAMPLE = """example:
   netspec export specs/lenet.yaml --format triton-python --repository triton-models/
   netspec export specs/resnet.yaml --variant 18 --format onnx --repository triton-models/ --name resnet18
   netspec export specs/lenet.yaml --format torchscript --repository triton-models/ --weights lenet.safetensors
