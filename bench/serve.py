@@ -261,7 +261,7 @@ def main(argv=None) -> int:
 async def request_for_echo(model: str, tmp: Path, repository: Path):
     """The same request as for netspec, built without a running netspec: from config.pbtxt."""
     from service.config import read_config
-    from service.datatypes import BY_CONFIG
+    from compiler.protocol.datatypes import BY_CONFIG
     from service.generated import grpc_service_pb2 as pb
 
     config = read_config(repository / model / "config.pbtxt")
@@ -278,7 +278,7 @@ async def request_for_echo(model: str, tmp: Path, repository: Path):
 
 
 def _enum_name(value: int) -> str:
-    from service.generated import model_config_pb2
+    from compiler.protocol.generated import model_config_pb2
 
     return model_config_pb2.DataType.Name(value)
 

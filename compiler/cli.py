@@ -14,7 +14,7 @@ import traceback
 from importlib.metadata import entry_points
 from pathlib import Path
 
-from .errors import InternalError, UserError
+from .errors import InternalError, ResourceError, UserError
 
 EXAMPLES = {
     "check": "netspec check specs/resnet.yaml --variant 50",
@@ -26,6 +26,11 @@ EXAMPLES = {
     "graph": "netspec graph specs/googlenet.yaml --variant paper --depth 1 -o googlenet.svg\n"
              "  netspec graph specs/resnet.yaml --variant 18 -o resnet18.png",
     "ops": "netspec ops",
+    "export": "netspec export specs/lenet.yaml --format triton-python --repository triton-models/\n"
+              "  netspec export specs/resnet.yaml --variant 18 --format onnx --repository triton-models/ --name resnet18\n"
+              "  netspec export specs/lenet.yaml --format torchscript --repository triton-models/ --weights lenet.safetensors\n"
+              "\nThe folder written is a Triton model (config.pbtxt and a version folder):\n"
+              "tritonserver --model-repository triton-models/ serves it as it is.",
 }
 PLUGINS = "netspec.commands"  # entry points: callables taking the subparsers, adding commands
 BUG = "a bug in netspec, not in your spec; please report it"
@@ -57,8 +62,8 @@ def _parser() -> tuple[argparse.ArgumentParser, list[str]]:
     parser.add_argument("--debug", action="store_true", help="print the traceback of an internal error")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    def command(name: str, help: str, func) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help, description=help, epilog=f"example:\n  {EXAMPLES[name]}",
+    def command(name: str, help: str, func, description: str | None = None) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=description or help, epilog=f"example:\n  {EXAMPLES[name]}",
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         p.set_defaults(func=func)
         return p
@@ -117,6 +122,32 @@ def _parser() -> tuple[argparse.ArgumentParser, list[str]]:
                    help="levels of block instances drawn open; deeper ones are one box each "
                         "(0: every top-level instance is one box; default: all open)")
     p.add_argument("-o", "--output", type=Path, required=True, help="the file to write: .dot, .svg or .png")
+
+    from .tools.export import FORMATS as export_formats  # torch-free, as every module the parser reads
+    p = command("export", "Write a spec as a Triton Python-backend model, ONNX or TorchScript.", cmd_export,
+                "Compile a spec and write it into a Triton model repository in a format that Triton "
+                "(or ONNX Runtime) loads without netspec.")
+    p.add_argument("spec", type=Path)
+    p.add_argument("--variant")
+    p.add_argument("--format", required=True, choices=export_formats,
+                   help="triton-python (Triton's Python backend runs the PyTorch module), "
+                        "onnx (model.onnx, platform onnxruntime_onnx) or torchscript (model.pt, platform pytorch_libtorch)")
+    p.add_argument("--repository", type=Path, required=True, help="the repository folder to write into")
+    p.add_argument("--outputs", type=output_names, help=OUTPUTS_HELP)
+    p.add_argument("--name", help="the model's name in the repository (default: the spec's name)")
+    p.add_argument("--version", type=int, default=1)
+    p.add_argument("--weights", type=Path, help="a .safetensors file with the weights, e.g. from netspec compile")
+    p.add_argument("--seed", type=int, default=0, help="seed for PyTorch's default initialisation (without --weights)")
+    p.add_argument("--max-batch-size", type=int, default=64)
+    p.add_argument("--no-dynamic-batching", dest="dynamic_batching", action="store_false")
+    p.add_argument("--max-queue-delay-us", type=int, default=0,
+                   help="how long a request may wait for others to join its batch (default 0: never held)")
+    p.add_argument("--python-site", action="append", default=[], metavar="DIR",
+                   help="triton-python: a site-packages folder with torch and safetensors, added to the import "
+                        "path of the Python backend on the Triton host (repeatable)")
+    p.add_argument("--check", action="store_true",
+                   help="onnx, torchscript: run the file written (onnxruntime, torch.jit.load) at two sizes and "
+                        "compare with the compiled module; exit 1 above a relative difference of 1e-4")
 
     command("ops", "List the ops a spec can use.", cmd_ops)
 
@@ -234,6 +265,56 @@ def cmd_graph(args) -> int:
         raise UsageError(str(e)) from None
     print(f"wrote {written}")
     return 0
+
+
+def cmd_export(args) -> int:
+    from .api import analyze_file, build
+    from .tools.artifact import load_weights
+    from .tools.export import ExportSettings, export
+    _check_export_args(args)
+    graph = analyze_file(args.spec, args.variant, args.outputs)
+    _print_warnings(graph)
+    model = build(graph, args.seed)
+    if args.weights is not None:
+        load_weights(model.module, args.weights)
+    settings = ExportSettings(
+        name=args.name or model.name, version=args.version, max_batch_size=args.max_batch_size,
+        dynamic_batching=args.dynamic_batching, max_queue_delay_us=args.max_queue_delay_us,
+        python_site=tuple(args.python_site))
+    try:
+        folder = export(model, args.format, args.repository, settings)
+    except OSError as e:
+        raise ResourceError(f"cannot write to {args.repository}: {e.strerror or e}",
+                            hint="choose a repository folder you can write to") from None
+    print(f"wrote {folder}/ and {folder.parent / 'config.pbtxt'} ({args.format})")
+    if not args.check:
+        return 0
+    from .tools.export.check import TOLERANCE, onnx_difference, torchscript_difference
+    difference = (onnx_difference if args.format == "onnx" else torchscript_difference)(model, folder)
+    runner = "onnxruntime" if args.format == "onnx" else "torch.jit.load"
+    verdict = "ok" if difference <= TOLERANCE else "FAILED"
+    print(f"{runner} vs the compiled module: {verdict}, max rel diff {difference:.3e} (tolerance {TOLERANCE:g})")
+    return 0 if difference <= TOLERANCE else 1
+
+
+def _check_export_args(args) -> None:
+    if args.repository.exists() and not args.repository.is_dir():
+        raise UsageError(f"--repository {args.repository} exists and is not a folder")
+    if not args.spec.is_file():
+        raise UsageError(f"no such spec file: {args.spec}")
+    name = args.name
+    if name is not None and (not name or name in (".", "..") or "/" in name or "\\" in name or name.startswith(".")):
+        raise UsageError(f"--name {name!r}: a model name is one folder name, not starting with '.'")
+    if args.version < 1:
+        raise UsageError(f"--version {args.version}: Triton's versions are whole numbers from 1")
+    if args.max_batch_size < 0:
+        raise UsageError(f"--max-batch-size {args.max_batch_size}: expected 0 (no batching) or more")
+    if args.max_queue_delay_us < 0:
+        raise UsageError(f"--max-queue-delay-us {args.max_queue_delay_us}: expected 0 or more")
+    if args.python_site and args.format != "triton-python":
+        raise UsageError("--python-site applies to --format triton-python only")
+    if args.check and args.format == "triton-python":
+        raise UsageError("--check applies to --format onnx and torchscript (a triton-python model runs in Triton)")
 
 
 def cmd_ops(args) -> int:

@@ -10,7 +10,7 @@ import sys
 
 import torch
 
-from service.datatypes import DataType
+from compiler.protocol.datatypes import DataType
 from service.errors import InvalidInput
 
 if sys.byteorder != "little":  # pragma: no cover - every supported host is little-endian

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from google.protobuf import text_format
 
+from compiler.protocol.generated import model_config_pb2
 from service.errors import ConfigError
-from service.generated import model_config_pb2
 
 PRECISIONS = ("fp32", "fp16", "bf16")
 

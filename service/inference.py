@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from service import codec, datatypes
+from compiler.protocol import datatypes
+from service import codec
 from service.errors import InvalidInput
 from service.repository import Repository
 

@@ -8,7 +8,7 @@ Layout (written by `netspec compile --repository DIR`):
     DIR/NAME/K/spec.yaml, weights.safetensors   (K: a version number)
 
 A version is loaded by recompiling its spec.yaml and reading its safetensors
-weights (compiler.artifact.load_version); nothing from the artifact is
+weights (compiler.tools.artifact.load_version); nothing from the artifact is
 executed or unpickled.
 """
 
@@ -25,10 +25,10 @@ from pathlib import Path
 
 import torch
 
+from compiler.protocol.generated import model_config_pb2
 from service.batching import Scheduler
 from service.config import ModelSettings, read_config, served_versions, settings_of
 from service.errors import ConfigError, NotFound, Unavailable
-from service.generated import model_config_pb2
 from service.runtime import Runtime
 from service.stats import ModelStats
 

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 import torch
 
-from service import datatypes
-from service.datatypes import DataType
+from compiler.protocol import datatypes
+from compiler.protocol.datatypes import DataType
 from service.errors import InvalidInput
 
 _PRECISION_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}

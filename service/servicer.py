@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import asyncio
 
+from compiler.protocol.datatypes import BY_KSERVE
 from service import __version__
 from service.codec import encode_raw
-from service.datatypes import BY_KSERVE
 from service.errors import InvalidInput, ServiceError, Unsupported
 from service.generated import grpc_service_pb2 as pb
 from service.generated import grpc_service_pb2_grpc as pb_grpc

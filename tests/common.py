@@ -1,5 +1,5 @@
 """What many test files share: where things are, and the tensor types of
-the protocol as numpy names them (from service.datatypes, the one table)."""
+the protocol as numpy names them (from compiler.protocol.datatypes, the one table)."""
 from __future__ import annotations
 
 from functools import cache
@@ -15,7 +15,7 @@ def _numpy_types() -> dict:
     """KServe datatype name -> numpy scalar type: 'FP32' -> np.float32."""
     import torch
 
-    from service import datatypes
+    from compiler.protocol import datatypes
 
     table = {}
     for d in datatypes.BY_KSERVE.values():

@@ -202,6 +202,13 @@ def test_config_pbtxt(cli, tmp_path, all_ops_spec):
     assert not config.HasField("dynamic_batching")
 
 
+def test_every_dtype_a_spec_can_name_has_a_triton_type():
+    from compiler.frontend.schema import DTYPES
+    from compiler.protocol.datatypes import BY_NAME
+
+    assert set(DTYPES) <= set(BY_NAME)
+
+
 def test_expanded_spec_checks_and_keeps_state_dict_keys(cli, tmp_path):
     repo = tmp_path / "repo"
     compile_into(cli, repo, SPECS / "vgg.yaml", "--variant", "A")

@@ -1,3 +1,3 @@
 """Tools over compiled models: the model repository (artifact, pbtxt), the
-report, the graph picture, and verification against reference
-implementations."""
+report, the graph picture, verification against reference implementations,
+and exports that other servers load (export/)."""

@@ -15,7 +15,7 @@ from .. import api
 from ..backend.standalone import source
 from ..errors import ResourceError
 from ..ir import Graph, next_state
-from .pbtxt import config_text
+from .pbtxt import config_text, netspec_config
 
 SPEC_FILE, WEIGHTS_FILE, SOURCE_FILE, CONFIG_FILE = "spec.yaml", "weights.safetensors", "model.py", "config.pbtxt"
 
@@ -87,20 +87,20 @@ def write_version(model: "api.Model", repository: Path, name: str, version: int 
     folder = Path(repository) / name / str(version)
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        _atomic_write(folder / SPEC_FILE, yaml.dump(expanded_spec(model.graph), Dumper=_SpecDumper, sort_keys=False, width=120))
+        atomic_write(folder / SPEC_FILE, yaml.dump(expanded_spec(model.graph), Dumper=_SpecDumper, sort_keys=False, width=120))
         state = {k: v.detach().contiguous() for k, v in module.state_dict().items()}
         tmp = folder / (WEIGHTS_FILE + ".tmp")
         save_file(state, str(tmp), metadata={"model": model.name, "variant": str(model.variant)})
         os.replace(tmp, folder / WEIGHTS_FILE)
-        _atomic_write(folder / SOURCE_FILE, source(model.graph))
-        _atomic_write(Path(repository) / name / CONFIG_FILE, config_text(model.graph, name, **config))
+        atomic_write(folder / SOURCE_FILE, source(model.graph))
+        atomic_write(Path(repository) / name / CONFIG_FILE, config_text(netspec_config(model.graph, name, **config)))
     except OSError as e:
         raise ResourceError(f"cannot write to {folder}: {e.strerror or e}",
                             hint="choose a repository folder you can write to") from None
     return folder
 
 
-def _atomic_write(path: Path, text: str) -> None:
+def atomic_write(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)

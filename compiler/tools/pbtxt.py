@@ -1,43 +1,58 @@
-"""Triton's model configuration (config.pbtxt), written as protobuf text."""
+"""Triton's model configuration (config.pbtxt): one ModelConfig message
+(Triton's model_config.proto) for every model folder netspec writes, its
+own (`netspec compile`) and Triton's (`netspec export`), written with
+protobuf's text_format so that Triton parses exactly what was written."""
 from __future__ import annotations
 
-from ..ir import Graph
+from google.protobuf import text_format
 
-TRITON_DTYPES = {
-    "float32": "TYPE_FP32", "float16": "TYPE_FP16", "bfloat16": "TYPE_BF16", "int64": "TYPE_INT64",
-    "int32": "TYPE_INT32", "uint8": "TYPE_UINT8", "bool": "TYPE_BOOL",
-}
+from ..ir import Graph, TensorInfo
+from ..protocol.datatypes import from_name
+from ..protocol.generated import model_config_pb2
+
+ModelConfig = model_config_pb2.ModelConfig
 PRECISIONS = ("fp32", "fp16", "bf16")
 
 
-def batched(graph: Graph) -> bool:
+def batched(inputs: dict[str, TensorInfo], outputs: dict[str, TensorInfo]) -> bool:
     """Triton batching needs every input and output to lead with the batch dim N."""
-    tensors = list(graph.inputs.values()) + [graph.tensor(v) for v in graph.outputs.values()]
-    return all(t.shape and t.shape[0] == "N" for t in tensors)
+    return all(t.shape and t.shape[0] == "N" for t in [*inputs.values(), *outputs.values()])
 
 
-def _dims(shape, drop_batch: bool) -> str:
-    dims = shape[1:] if drop_batch else shape
-    return "[ " + ", ".join(str(d) if isinstance(d, int) else "-1" for d in dims) + " ]"
-
-
-def config_text(graph: Graph, name: str, max_batch_size: int = 64, dynamic_batching: bool = True,
-                max_queue_delay_us: int = 0, precision: str = "fp32") -> str:
-    batch = batched(graph) and max_batch_size > 0
-    lines = [f'name: "{name}"', 'backend: "netspec"', f"max_batch_size: {max_batch_size if batch else 0}"]
-
-    def tensor_block(kind: str, items) -> None:
-        lines.append(f"{kind} [")
-        entries = [f'  {{ name: "{k}" data_type: {TRITON_DTYPES[t.dtype]} dims: {_dims(t.shape, batch)} }}'
-                   for k, t in items]
-        lines.append(",\n".join(entries))
-        lines.append("]")
-
-    tensor_block("input", graph.inputs.items())
-    tensor_block("output", [(k, graph.tensor(v)) for k, v in graph.outputs.items()])
+def model_config(name: str, inputs: dict[str, TensorInfo], outputs: dict[str, TensorInfo], *,
+                 max_batch_size: int = 64, dynamic_batching: bool = True, max_queue_delay_us: int = 0,
+                 parameters: dict[str, str] | None = None, output_names: list[str] | None = None,
+                 **fields) -> ModelConfig:
+    """The tensors, batching, string `parameters` and `fields` (backend or
+    platform).  With max_batch_size 0, or a tensor without the batch
+    dimension N first, the model does not batch and dims keep N (as -1).
+    `output_names` renames the outputs where a backend has its own naming
+    rule (TorchScript's).  A dtype without a Triton type is a ValueError."""
+    batch = batched(inputs, outputs) and max_batch_size > 0
+    config = ModelConfig(name=name, max_batch_size=max_batch_size if batch else 0, **fields)
+    for kind, tensors, names in (("input", inputs, None), ("output", outputs, output_names)):
+        for k, (tensor, info) in enumerate(tensors.items()):
+            data_type = model_config_pb2.DataType.Value(from_name(info.dtype).config)
+            dims = info.shape[1:] if batch else info.shape
+            getattr(config, kind).add(name=names[k] if names else tensor, data_type=data_type,
+                                      dims=[d if isinstance(d, int) else -1 for d in dims])
     if batch and dynamic_batching:
-        lines.append(f"dynamic_batching {{ max_queue_delay_microseconds: {max_queue_delay_us} }}")
-    lines.append(f'parameters {{ key: "precision" value {{ string_value: "{precision}" }} }}')
-    if graph.variant:
-        lines.append(f'parameters {{ key: "variant" value {{ string_value: "{graph.variant}" }} }}')
-    return "\n".join(lines) + "\n"
+        config.dynamic_batching.max_queue_delay_microseconds = max_queue_delay_us
+    for key, value in (parameters or {}).items():
+        config.parameters[key].string_value = value
+    return config
+
+
+def netspec_config(graph: Graph, name: str, max_batch_size: int = 64, dynamic_batching: bool = True,
+                   max_queue_delay_us: int = 0, precision: str = "fp32") -> ModelConfig:
+    """The configuration `netspec serve` reads: backend "netspec", the
+    precision to run at and the spec's variant."""
+    parameters = {"precision": precision, **({"variant": graph.variant} if graph.variant else {})}
+    outputs = {k: graph.tensor(v) for k, v in graph.outputs.items()}
+    return model_config(name, graph.inputs, outputs, max_batch_size=max_batch_size,
+                        dynamic_batching=dynamic_batching, max_queue_delay_us=max_queue_delay_us,
+                        parameters=parameters, backend="netspec")
+
+
+def config_text(config: ModelConfig) -> str:
+    return text_format.MessageToString(config)

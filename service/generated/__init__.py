@@ -1,6 +1,5 @@
-"""Generated gRPC code for protos/ (see service/protos_gen.py). Do not edit."""
+"""Generated gRPC code for protos/grpc_service.proto (see service/protos_gen.py). Do not edit."""
 
-from google.protobuf import descriptor_pool
+from compiler.protocol.generated import POOL  # the one pool: grpc_service.proto imports model_config.proto
 
-# Private descriptor pool shared by the generated modules; see protos_gen.py.
-POOL = descriptor_pool.DescriptorPool()
+__all__ = ["POOL"]

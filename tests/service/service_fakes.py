@@ -86,7 +86,7 @@ def make_model(kind: str) -> FakeModel:
 
 
 def fake_loader(version_dir: Path) -> FakeModel:
-    """Stands in for compiler.artifact.load_version: version_dir/kind names the model."""
+    """Stands in for compiler.tools.artifact.load_version: version_dir/kind names the model."""
     return make_model((version_dir / "kind").read_text().strip())
 
 

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from service import codec, datatypes
+from compiler.protocol import datatypes
+from service import codec
 from service.errors import InvalidInput
 
 
@@ -45,5 +46,6 @@ def test_every_compiler_dtype_name_maps_back():
     for dtype in datatypes.BY_KSERVE.values():
         assert datatypes.from_name(dtype.name) is dtype
         assert datatypes.BY_CONFIG[dtype.config] is dtype
+        assert str(dtype.torch) == f"torch.{dtype.name}"
     with pytest.raises(ValueError, match="unsupported tensor dtype 'complex64'"):
         datatypes.from_name("complex64")

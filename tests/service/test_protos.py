@@ -8,17 +8,22 @@ import re
 
 import pytest
 
+from compiler.protocol.generated import model_config_pb2
 from service import protos_gen
-from service.generated import grpc_service_pb2, model_config_pb2
+from service.generated import grpc_service_pb2
 
 
 def test_generated_code_is_up_to_date():
-    header = (protos_gen.OUT_DIR / "grpc_service_pb2_grpc.py").read_text()
+    header = (protos_gen.folder("service.generated") / "grpc_service_pb2_grpc.py").read_text()
     generated_with = re.search(r"GRPC_GENERATED_VERSION = '([^']+)'", header).group(1)
     installed = importlib.metadata.version("grpcio-tools")
     if installed != generated_with:
         pytest.skip(f"grpcio-tools {installed} differs from {generated_with}, which made service/generated/")
-    assert protos_gen.stale_files(protos_gen.generate()) == [], "run: python -m service.protos_gen"
+    files = protos_gen.generate()
+    assert {str(p.parent) for p in files} == {"compiler/protocol/generated", "service/generated"}
+    assert protos_gen.stale_files(files) == [], "run: python -m service.protos_gen"
+    for path in files:  # the check sees an edit in either home
+        assert protos_gen.stale_files({path: files[path] + "# edited\n"}) == [str(path)]
 
 
 def _fields(message) -> dict[str, tuple]:
