@@ -13,11 +13,16 @@ from difflib import get_close_matches
 from typing import Any
 
 from .errors import Collector, Diagnostic, Frame, Loc, RuleError, SpecError
-from .expr import evaluate
+from .expr import evaluate, work_limit
 from .ir import Graph, Node, TensorInfo
 from .load import Map, Seq
 from .ops import OPS
 from .schema import NODE_KEYS, SpecFile
+
+
+# A spec is untrusted input: `repeat: 1000000` is refused, not expanded.
+# The zoo's largest graph (EfficientNet-B7) has 863 nodes.
+MAX_EXPANDED = 10_000  # nodes, block instances and repeats one spec expands to
 
 
 # Symbols: what a local name in a scope stands for.
@@ -84,6 +89,7 @@ class Expander:
         self.variant = variant
         self.blocks: Map = tree.get("blocks") or Map()
         self.cell_items: set[str] = set()  # a cell instance's outputs and final states
+        self.expanded = 0  # nodes and instances made so far, against MAX_EXPANDED
 
     # -- entry point -------------------------------------------------------
 
@@ -234,6 +240,11 @@ class Expander:
                     extra_env: dict, rep: int | None) -> tuple[Any, Ref | None]:
         env = {**scope.env, **extra_env}
         full = scope.prefix + name
+        self.expanded += 1
+        if self.expanded > MAX_EXPANDED:
+            raise SpecError(Diagnostic(
+                f"the spec expands to more than {MAX_EXPANDED:,} nodes and block instances", loc=loc, node=full,
+                trace=scope.trace, hint="check the repeat counts: a model this large is not what a spec is for"))
         if "when" in body:
             cond = self._eval(body["when"], env, body.loc_of("when"))
             if not cond:
@@ -464,4 +475,5 @@ class Expander:
 
 
 def expand(spec: SpecFile, tree: Map, variant: str | None = None) -> Graph:
-    return Expander(spec, tree, variant).run()
+    with work_limit():  # one budget for all of the spec's expressions
+        return Expander(spec, tree, variant).run()
