@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import sys
 
+import numpy as np
 import torch
 
 from service.datatypes import DataType
@@ -35,14 +36,33 @@ def decode_raw(name: str, dtype: DataType, shape: tuple[int, ...], raw: bytes) -
     return torch.frombuffer(bytearray(raw), dtype=dtype.torch).reshape(shape)
 
 
+# The element type of each typed field of InferTensorContents, as protobuf stores it.
+_FIELD_TYPES = {
+    "bool_contents": np.bool_, "int_contents": np.int32, "int64_contents": np.int64,
+    "uint_contents": np.uint32, "uint64_contents": np.uint64, "fp32_contents": np.float32,
+    "fp64_contents": np.float64,
+}
+
+
 def decode_contents(name: str, dtype: DataType, shape: tuple[int, ...], values) -> torch.Tensor:
-    """The tensor held in a typed InferTensorContents field's values."""
+    """The tensor held in a typed InferTensorContents field's values. A field
+    is wider than some of the datatypes it carries (uint_contents carries
+    UINT8 too): a value the datatype cannot hold is refused, not wrapped."""
     expected = math.prod(shape)
     if len(values) != expected:
         raise InvalidInput(
             f"input '{name}': contents hold {len(values)} elements, but shape {list(shape)} needs {expected}"
         )
-    return torch.tensor(list(values), dtype=dtype.torch).reshape(shape)
+    array = np.fromiter(values, _FIELD_TYPES[dtype.contents], count=len(values))
+    target = torch.empty((), dtype=dtype.torch).numpy().dtype
+    if np.issubdtype(target, np.integer) and array.size:
+        info = np.iinfo(target)
+        low, high = array.min(), array.max()
+        if low < info.min or high > info.max:
+            bad = int(low) if low < info.min else int(high)
+            raise InvalidInput(f"input '{name}': value {bad} is out of range for {dtype.kserve} "
+                               f"({info.min} to {info.max})")
+    return torch.from_numpy(array.astype(target, copy=False)).reshape(shape)
 
 
 def encode_raw(tensor: torch.Tensor) -> bytes:

@@ -12,6 +12,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from service.generated import grpc_service_pb2 as pb
 from service.generated import grpc_service_pb2_grpc as pb_grpc
+from service.options import ServeOptions
 from service.server import serve
 from service_fakes import fake_loader, run, write_model
 
@@ -23,7 +24,8 @@ def test_health_and_graceful_shutdown(tmp_path):
     async def body():
         stop = asyncio.Event()
         listening: asyncio.Future = asyncio.get_running_loop().create_future()
-        server = asyncio.create_task(serve(root, port=0, device="cpu", grace_s=10, stop=stop, loader=fake_loader,
+        options = ServeOptions(port=0, device="cpu", grace_s=10)
+        server = asyncio.create_task(serve(root, options, stop=stop, loader=fake_loader,
                                            on_listening=lambda host, port: listening.set_result(port)))
         port = await asyncio.wait_for(listening, 60)
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
