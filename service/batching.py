@@ -214,6 +214,7 @@ class Scheduler:
         return [([s[k] for s in split], timings) for k in range(len(group))], [(sum(sizes), timings)]
 
     def _run_each(self, group: list[_Pending]):
+        log.debug("model '%s': an execution of %d requests raised; running each alone", self.runtime.name, len(group))
         results, executions = [], []
         for p in group:
             try:

@@ -34,13 +34,13 @@ class Lifecycle:
         self.draining = asyncio.Event()  # set after the admission window: new calls refused
         self._idle = asyncio.Event()
         self._idle.set()
-        self.last_refused = 0.0
+        self.last_seen = 0.0
 
     @contextlib.contextmanager
     def call(self):
         """The length of one accepted call; refused with ShuttingDown once draining."""
         if self.draining.is_set():
-            self.last_refused = time.monotonic()
+            self.last_seen = time.monotonic()
             raise ShuttingDown("the server is shutting down and takes no new calls; retry on another server")
         self.in_flight += 1
         self._idle.clear()
@@ -48,6 +48,8 @@ class Lifecycle:
             yield
         finally:
             self.in_flight -= 1
+            if self.draining.is_set():
+                self.last_seen = time.monotonic()  # its client may send the next call at once
             if self.in_flight == 0:
                 self._idle.set()
 
@@ -57,7 +59,7 @@ class Lifecycle:
         self.stopping.set()
         await asyncio.sleep(min(ADMIT_WINDOW_S, grace_s))
         self.draining.set()
-        self.last_refused = time.monotonic()  # settle() waits a quiet period from here at least
+        self.last_seen = time.monotonic()  # settle() waits a quiet period from here at least
         try:
             await asyncio.wait_for(self._idle.wait(), max(0.0, grace_s - ADMIT_WINDOW_S))
         except asyncio.TimeoutError:
@@ -65,9 +67,9 @@ class Lifecycle:
         return True
 
     async def settle(self, quiet_s: float = QUIET_S, most_s: float = 1.0) -> None:
-        """After draining, wait until no call has been refused for `quiet_s`
-        (at most `most_s`): gRPC's stop cancels calls that arrive while it
-        stops, so clients still sending are told UNAVAILABLE first."""
+        """After draining, wait until no call has ended or been refused for
+        `quiet_s` (at most `most_s`): gRPC's stop cancels calls that arrive
+        while it stops, so clients still sending are told UNAVAILABLE first."""
         deadline = time.monotonic() + most_s
-        while time.monotonic() < deadline and time.monotonic() - self.last_refused < quiet_s:
+        while time.monotonic() < deadline and time.monotonic() - self.last_seen < quiet_s:
             await asyncio.sleep(quiet_s / 2)
