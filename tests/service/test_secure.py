@@ -216,3 +216,61 @@ def test_tokens_file_and_check(tmp_path):
     path.write_text("two words\n")
     with pytest.raises(ValueError, match="spaces"):
         read_tokens(path)
+
+
+def _dockerfile_instruction(text: str, name: str) -> list[str]:
+    """The exec-form array of a Dockerfile instruction (CMD, or HEALTHCHECK's CMD)."""
+    import json
+    import re
+
+    joined = text.replace("\\\n", " ")
+    line = next(line for line in joined.splitlines() if line.startswith(name + " "))
+    return json.loads(re.search(r"\[.*\]", line).group(0))
+
+
+def test_the_container_commands_serve_with_tls_and_tokens_and_pass_their_health_check(repository, pki, tmp_path):
+    """No container engine here: the commands the Dockerfile and the compose
+    file run are run as they are, with their paths pointed at test files."""
+    import shutil
+    import subprocess
+    import sys
+
+    import yaml
+
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["netspec"]
+    command = _dockerfile_instruction(dockerfile, "CMD")
+    assert compose["command"] == command and "\nUSER netspec\n" in dockerfile and compose["user"] == "netspec"
+    assert compose["volumes"] == ["./secrets:/run/secrets/netspec:ro"]
+
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    shutil.copy(pki["server"][0], secrets / "server.crt")
+    shutil.copy(pki["server"][1], secrets / "server.key")
+    shutil.copy(pki["ca"].cert_file, secrets / "ca.crt")
+    shutil.copy(pki["tokens"], secrets / "tokens.txt")
+
+    def here(argv):
+        return [str(a).replace("/run/secrets/netspec", str(secrets)).replace("/models", str(repository))
+                for a in argv]
+
+    args = here(command)
+    assert args[:2] == ["netspec", "serve"]
+    args = args[2:]
+    del args[args.index("--repository"):args.index("--repository") + 2]  # Server passes the repository
+    del args[args.index("--port"):args.index("--port") + 2]  # and a free port
+    server = Server(repository, *args)
+    try:
+        health = here(_dockerfile_instruction(dockerfile, "HEALTHCHECK --interval=10s --timeout=5s "
+                                                          "--start-period=60s --retries=3"))
+        health[health.index("--url") + 1] = server.url
+        done = subprocess.run([sys.executable if a == "python" else a for a in health], cwd=ROOT,
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0 and "SERVING" in done.stdout, done.stdout + done.stderr
+        local = "127.0.0.1:" + server.url.rsplit(":", 1)[1]  # it listens on 0.0.0.0; the certificate names 127.0.0.1
+        with secure(local, pki) as channel:
+            code, _ = status_of(lambda: pb_grpc.GRPCInferenceServiceStub(channel).ServerLive(
+                pb.ServerLiveRequest(), timeout=10))
+            assert code == grpc.StatusCode.UNAUTHENTICATED
+    finally:
+        assert server.stop() == 0

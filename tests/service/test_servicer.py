@@ -458,3 +458,66 @@ def test_reflection_lists_the_services(repo_dir):
             assert answers[1].file_descriptor_response.file_descriptor_proto
 
     run(body())
+
+
+def test_a_response_past_the_message_limit_is_resource_exhausted(tmp_path):
+    from dataclasses import replace
+
+    from service_fakes import Info, fake_model
+
+    class Widen(torch.nn.Module):
+        def forward(self, x):  # [N, 2] -> [N, 200]: the response outgrows the request
+            return x.repeat(1, 100)
+
+    root = tmp_path / "models"
+    write_model(root, "widen", "widen", max_batch_size=64)
+
+    def loader(version_dir, precision):
+        return fake_model("widen", Widen(), {"x": Info(("N", 2))}, {"y": Info(("N", 200))})
+
+    async def body():
+        repository = Repository(root, device=torch.device("cpu"), loader=loader)
+        await repository.load_all()
+        server, port = create_server(repository, replace(TEST_OPTIONS, max_message_bytes=4096),
+                                     readiness=ready(repository))
+        await server.start()
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+                stub = pb_grpc.GRPCInferenceServiceStub(channel)
+                await stub.ModelInfer(infer_request("widen", {"x": np.zeros((4, 2), np.float32)}))  # 3,200 bytes out
+                with pytest.raises(grpc.aio.AioRpcError) as info:
+                    await stub.ModelInfer(infer_request("widen", {"x": np.zeros((8, 2), np.float32)}))
+                assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+                assert info.value.details().startswith("the response would hold 6,400 bytes of outputs, more than "
+                                                       "this server sends in one message (4,096, --max-message-bytes)")
+        finally:
+            await server.stop(None)
+            await repository.close()
+
+    run(body())
+
+
+def test_large_typed_contents_are_decoded_off_the_event_loop(repo_dir, monkeypatch):
+    from service.inference import Inference
+
+    threads = []
+    decode = Inference._decode
+
+    def recording(runtime, request):
+        threads.append(threading.current_thread() is threading.main_thread())
+        return decode(runtime, request)
+
+    monkeypatch.setattr(Inference, "_decode", staticmethod(recording))
+    rows = 40_000  # 160,000 typed values: about 1.3 MB on the wire
+
+    async def body():
+        async with serving(repo_dir, ["int64"]) as (stub, _, _c):
+            for n in (3, rows):
+                typed = pb.ModelInferRequest(model_name="int64")
+                t = typed.inputs.add(name="ids", datatype="INT64", shape=[4, n])
+                t.contents.int64_contents.extend(range(4 * n))
+                out = output_arrays(await stub.ModelInfer(typed))["doubled"]
+                assert out[-1, -1] == 2 * (4 * n - 1)
+
+    run(body())
+    assert threads == [True, False]  # the small one on the loop, the large one in a worker thread
