@@ -8,6 +8,8 @@ pytest's default import mode puts on sys.path.)
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import os
 import queue
 import signal
@@ -26,6 +28,15 @@ def netspec(*args: str, **kwargs) -> subprocess.CompletedProcess:
     """The `netspec` command line in a process of its own."""
     return subprocess.run([sys.executable, "-m", "compiler.cli", *map(str, args)], cwd=ROOT, env=ENV,
                           capture_output=True, text=True, **kwargs)
+
+
+@functools.cache
+def hostile():
+    """bench/hostile.py as a module: the tests share its specs and its fuzzer."""
+    spec = importlib.util.spec_from_file_location("hostile", ROOT / "bench" / "hostile.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def write_spec_model(repository: Path, spec_text: str, name: str | None = None, **config) -> Path:

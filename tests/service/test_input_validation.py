@@ -6,24 +6,16 @@ real socket) keeps serving. Requests are sent as bytes through a raw
 
 from __future__ import annotations
 
-import importlib.util
 import random
 
 import grpc
 import numpy as np
 import pytest
 
-from server_process import ROOT, Server, write_spec_model
+from server_process import ROOT, Server, hostile, write_spec_model
 from service.generated import grpc_service_pb2 as pb
 
-TOKENS = """name: tokens
-inputs: {tokens: {shape: [N, T], dtype: int64}}
-nodes:
-  embed: {op: embedding, num_embeddings: 1000, embedding_dim: 16}
-  last: {op: last_step}
-  fc: {op: linear, out_features: 4}
-outputs: {scores: fc}
-"""
+TOKENS = hostile().TOKENS_SPEC  # token ids [N, T] -> an embedding of 1,000 -> last step -> 4 scores
 MAX_MESSAGE_BYTES = 1 << 20
 LONGEST_MESSAGE = 600  # characters: client strings are cut to a hundred in messages
 
@@ -172,17 +164,10 @@ def test_an_undecodable_message_in_a_stream_ends_it_invalid_after_the_answers_be
     assert info.value.code() == INVALID and "not a valid inference.ModelInferRequest" in info.value.details()
 
 
-def _bench_fuzzer():
-    spec = importlib.util.spec_from_file_location("hostile", ROOT / "bench" / "hostile.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.fuzzed_calls
-
-
 def test_fuzzed_requests_never_get_internal_or_unknown(channel):
     # bench/hostile.py's fuzzer (python bench/hostile.py fuzz sends 12,000).
     answered = {}
-    for method, data in _bench_fuzzer()(random.Random(1), 600):
+    for method, data in hostile().fuzzed_calls(random.Random(1), 600):
         code, message = call(channel, method, data)
         answered[code] = answered.get(code, 0) + 1
         assert code not in (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN), message

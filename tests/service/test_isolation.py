@@ -15,18 +15,11 @@ import grpc
 import numpy as np
 import pytest
 
-from server_process import Server, write_spec_model
+from server_process import Server, hostile, write_spec_model
 from service.generated import grpc_service_pb2 as pb
 from service.generated import grpc_service_pb2_grpc as pb_grpc
 
-TOKENS = """name: tokens
-inputs: {tokens: {shape: [N, T], dtype: int64}}
-nodes:
-  embed: {op: embedding, num_embeddings: 1000, embedding_dim: 16}
-  last: {op: last_step}
-  fc: {op: linear, out_features: 4}
-outputs: {scores: fc}
-"""
+TOKENS = hostile().TOKENS_SPEC  # an embedding of 1,000 ids
 # A GRU over padded sequences with their lengths: a length past T fails
 # inside torch's pack_padded_sequence, for the whole batch it is part of.
 PACKED = """name: packed
