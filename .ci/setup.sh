@@ -11,6 +11,6 @@ fi
 python -m pip install -q --upgrade pip
 python -m pip install -q torch==2.14.1 torchvision==0.29.1
 python -m pip install -q -e '.[test]'
-for extra in .ci/perf_analyzer.sh .ci/graphviz.sh; do
+for extra in .ci/perf_analyzer.sh .ci/graphviz.sh .ci/triton.sh; do
   if [ -f "$extra" ]; then bash "$extra"; fi
 done

@@ -202,22 +202,46 @@ class Scan(nn.Module):
         self.outputs = outputs
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None):
-        n, steps = x.shape[0], x.shape[1]
-        states = [torch.full((n, *shape), init, dtype=x.dtype, device=x.device)
-                  for shape, init in zip(self.state_shapes, self.inits)]
+        if not torch.jit.is_scripting():  # TorchScript skips this branch unread
+            if hasattr(torch.compiler, "is_exporting") and torch.compiler.is_exporting():  # torch >= 2.5
+                return self._scan_op(x, lengths)
+        states = self._initial_states(x)
         per_step: list[list[torch.Tensor]] = [[] for _ in range(self.outputs)]
-        for t in range(steps):
-            result = self.cell(x[:, t], *states)
-            outs, new = result[:self.outputs], list(result[self.outputs:])
-            if lengths is not None:
-                alive = lengths > t  # [N]: which sequences are still running
-                new = [torch.where(alive.view(-1, *([1] * (s.dim() - 1))), ns, s) for s, ns in zip(states, new)]
-                outs = [torch.where(alive.view(-1, *([1] * (o.dim() - 1))), o, torch.zeros_like(o))
-                        for o in outs]
-            states = new
+        for t in range(x.shape[1]):
+            outs, states = self._step(x[:, t], states, lengths, t)
             for store, o in zip(per_step, outs):
                 store.append(o)
         return (*[torch.stack(store, 1) for store in per_step], *states)
+
+    def _initial_states(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return [torch.full((x.shape[0], *shape), init, dtype=x.dtype, device=x.device)
+                for shape, init in zip(self.state_shapes, self.inits)]
+
+    def _step(self, x_t, states, lengths, t):
+        """One step: (this step's outputs, the next states)."""
+        result = self.cell(x_t, *states)
+        outs, new = list(result[:self.outputs]), list(result[self.outputs:])
+        if lengths is not None:
+            alive = lengths > t  # [N]: which sequences are still running
+            new = [torch.where(alive.view(-1, *([1] * (s.dim() - 1))), ns, s) for s, ns in zip(states, new)]
+            outs = [torch.where(alive.view(-1, *([1] * (o.dim() - 1))), o, torch.zeros_like(o)) for o in outs]
+        return outs, new
+
+    def _scan_op(self, x: torch.Tensor, lengths: torch.Tensor | None):
+        """The same loop as torch's scan operator, for torch.export: a Python
+        loop over time would be unrolled and fix the number of steps, while
+        the operator keeps it dynamic (it becomes ONNX's Scan)."""
+        from torch._higher_order_ops.scan import scan
+
+        steps = torch.arange(x.shape[1], device=x.device)
+
+        def step(states, inputs):
+            x_t, t = inputs
+            outs, new = self._step(x_t, states, lengths, t)
+            return new, [o.clone() for o in outs]  # scan's outputs may not alias its carried states
+
+        states, per_step = scan(step, self._initial_states(x), [x.transpose(0, 1), steps])
+        return (*[y.transpose(0, 1) for y in per_step], *states)
 
 
 def scan_source() -> str:

@@ -90,7 +90,7 @@ def _parser() -> argparse.ArgumentParser:
 
     command("ops", "List the ops a spec can use.", cmd_ops)
 
-    for extension in ("service.cli", "compiler.graphviz_cli"):
+    for extension in ("service.cli", "compiler.graphviz_cli", "compiler.export.cli"):
         try:
             module = __import__(extension, fromlist=["add_commands"])
         except ImportError:

@@ -1,0 +1,103 @@
+"""`--format onnx`: NAME/K/model.onnx for Triton's ONNX Runtime backend (or
+ONNX Runtime alone) and config.pbtxt with platform "onnxruntime_onnx".
+
+The graph comes from torch.export (torch.onnx's dynamo exporter), with the
+batch dimension N and every other symbolic dimension (a sequence's time T)
+left dynamic: torch.nn's LSTM and GRU become ONNX's LSTM and GRU ops, a
+cell's scan ONNX's Scan. A model whose code fixes such a dimension is
+refused rather than exported for one size only.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import warnings
+from pathlib import Path
+
+import torch
+
+from .common import ExportError, ExportSettings, example_inputs, symbolic_dims, version_folder
+from .config import model_config, write_config
+
+MODEL_FILE = "model.onnx"
+# Opset 18 is what torch.onnx's own op library targets; ONNX Runtime reads it
+# from 1.14 on, which covers every Triton release since 23.02.
+OPSET = 18
+# Above this, weights go to an external data file beside model.onnx
+# (protobuf cannot hold a message over 2 GiB).
+INLINE_WEIGHTS_LIMIT = 1 << 30
+
+
+def export(model, repository: Path, settings: ExportSettings) -> Path:
+    try:
+        import onnx  # noqa: F401 - torch.onnx needs both, and says so less clearly
+        import onnxscript  # noqa: F401
+    except ImportError as e:
+        raise ExportError(f"--format onnx needs the onnx and onnxscript packages ({e})",
+                          hint="pip install 'netspec[onnx]'") from None
+    module = model.module.eval()
+    args = example_inputs(model)
+    try:
+        with _quiet():
+            onnx_program = torch.onnx.export(module, args, dynamo=True, opset_version=OPSET,
+                                             dynamic_shapes=_dynamic_shapes(model, module),
+                                             input_names=list(model.inputs), output_names=list(model.outputs),
+                                             optimize=True, verbose=False)
+    except Exception as e:  # torch.export and torch.onnx raise many types; their message is the reason
+        raise ExportError(f"torch.onnx cannot export {_what(model)}: {_first_lines(str(e))}") from e
+    _check_dynamic(onnx_program.model_proto, model)
+    config = model_config(model, settings, platform="onnxruntime_onnx")
+    with version_folder(repository, settings) as folder:
+        size = sum(t.numel() * t.element_size() for t in module.state_dict().values())
+        onnx_program.save(str(folder / MODEL_FILE), external_data=size > INLINE_WEIGHTS_LIMIT)
+    write_config(Path(repository) / settings.name, config)
+    return Path(repository) / settings.name / str(settings.version)
+
+
+def _what(model) -> str:
+    return f"'{model.name}'" + (f" (variant {model.variant})" if model.variant else "")
+
+
+def _dynamic_shapes(model, module) -> dict:
+    """{forward argument: {axis: Dim}}, one Dim per symbol (inputs sharing N share it)."""
+    dims: dict[str, torch.export.Dim] = {}
+    per_input = [{axis: dims.setdefault(symbol, torch.export.Dim(symbol, min=1)) for axis, symbol in axes.items()}
+                 for axes in symbolic_dims(model).values()]
+    return dict(zip(_forward_arguments(module), per_input))
+
+
+def _forward_arguments(module) -> list[str]:
+    import inspect
+
+    return [p.name for p in inspect.signature(module.forward).parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+
+
+def _check_dynamic(proto, model) -> None:
+    """Every symbolic dimension of the spec must be symbolic in the ONNX graph.
+    torch.onnx falls back to fixing a dimension when torch.export finds the
+    model's code depends on its value (a loop over time steps): such a file
+    would refuse every other size, so it is not written."""
+    for graph_input, (name, axes) in zip(proto.graph.input, symbolic_dims(model).items()):
+        shape = graph_input.type.tensor_type.shape.dim
+        fixed = {symbol: shape[a].dim_value for a, symbol in axes.items() if shape[a].HasField("dim_value")}
+        if fixed:
+            sizes = ", ".join(f"{symbol} to {value}" for symbol, value in fixed.items())
+            raise ExportError(
+                f"torch.export fixes dimension {sizes} (the example's size) of input '{name}' of {_what(model)}: "
+                "the model's code depends on its value, so the ONNX file would take no other size",
+                hint="--format triton-python serves the model as it runs in PyTorch")
+
+
+def _first_lines(text: str, n: int = 2) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return " ".join(lines[:n])
+
+
+@contextlib.contextmanager
+def _quiet():
+    """torch.onnx prints its progress and torch.export warns about things
+    that do not concern a user of the exported file."""
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        yield
