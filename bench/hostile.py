@@ -14,6 +14,8 @@ Scenarios:
               expression under `netspec check`: time, peak memory, exit code
   repository  the expensive expression as a model beside lenet: does the
               server get ready, does SIGTERM stop it
+  bomb        a 7-level alias bomb as a model beside lenet: how long until the
+              server is ready, and the memory it keeps, next to lenet alone
   shutdown    32 clients, SIGTERM mid-load: what became of the calls sent
               before the signal
   security    symlinks out of the repository, wrong-dtype weights, an
@@ -129,11 +131,12 @@ class Child:
         return code
 
 
-def _rss_kb(pid: int) -> int:
+def _rss_kb(pid: int, field: str = "VmRSS") -> int:
+    """A process's resident memory now (VmRSS) or at its peak (VmHWM), in KB."""
     try:
         with open(f"/proc/{pid}/status") as f:
             for line in f:
-                if line.startswith("VmRSS:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1])
     except OSError:
         pass
@@ -405,6 +408,22 @@ def scenario_repository(args, tmp: Path) -> None:
     print(f"  SIGTERM: " + (f"exit {code} after {took:.1f} s" if code is not None else "still running after 10 s, killed"))
 
 
+def scenario_bomb(args, tmp: Path) -> None:
+    for what, hostile in (("lenet alone", False), ("lenet and a 7-level alias bomb", True)):
+        repository = tmp / ("bomb" if hostile else "plain")
+        compile_lenet(repository)
+        if hostile:
+            hand_written_model(repository, "alias_bomb", alias_bomb(7))
+        server = Server(repository, "--log-level", "warning", ready_timeout=args.timeout)
+        pid = server.process.pid
+        memory = f"RSS {_rss_kb(pid) / 1024:,.0f} MB, peak {_rss_kb(pid, 'VmHWM') / 1024:,.0f} MB"
+        if server.url is None:
+            print(f"  {what}: not ready within {args.timeout:g} s; {memory}")
+        else:
+            print(f"  {what}: ready after {server.ready_after:.1f} s; once ready {memory}")
+        server.terminate(wait_s=10)
+
+
 def scenario_shutdown(args, tmp: Path) -> None:
     repository = tmp / "shutdown"
     compile_lenet(repository)  # dynamic batching on, as compiled by default
@@ -600,7 +619,7 @@ def scenario_readiness(args, tmp: Path) -> None:
 
 SCENARIOS = {
     "poison": scenario_poison, "fuzz": scenario_fuzz, "specs": scenario_specs, "repository": scenario_repository,
-    "shutdown": scenario_shutdown, "security": scenario_security, "typed": scenario_typed,
+    "bomb": scenario_bomb, "shutdown": scenario_shutdown, "security": scenario_security, "typed": scenario_typed,
     "readiness": scenario_readiness,
 }
 
