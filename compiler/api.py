@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import Collector, Diagnostic, SpecError
+from .errors import Collector, Diagnostic, ResourceError, SpecError
 from .frontend import expand, load_file, load_text, validate
 from .frontend.load import Map
 from .ir import Graph, TensorInfo
@@ -33,6 +33,18 @@ class Model:
     @property
     def warnings(self) -> list[Diagnostic]:
         return self.graph.warnings
+
+
+def vocabularies(graph: Graph) -> dict[str, int]:
+    """{input: n} for every integer input that an embedding reads: the ids it
+    accepts run from 0 to n - 1 (the smallest vocabulary when several read it).
+    A server checks requests against these before batching them."""
+    sizes: dict[str, int] = {}
+    for node in graph.nodes.values():
+        if node.op == "embedding" and node.inputs and node.inputs[0] in graph.inputs:
+            name = node.inputs[0]
+            sizes[name] = min(sizes.get(name, node.attrs.num_embeddings), node.attrs.num_embeddings)
+    return sizes
 
 
 def analyze_tree(tree: Map, variant: str | None = None, outputs: list[str] | None = None) -> Graph:
@@ -82,4 +94,5 @@ def compile_text(text: str, variant: str | None = None, seed: int | None = 0, fi
     return build(analyze_text(text, variant, file), seed)
 
 
-__all__ = ["Model", "SpecError", "analyze_file", "analyze_text", "compile_file", "compile_text", "build"]
+__all__ = ["Model", "ResourceError", "SpecError", "analyze_file", "analyze_text", "compile_file", "compile_text", "build",
+           "vocabularies"]

@@ -13,6 +13,11 @@ measures both.
 Requests are only batched together when every input has the same shape past
 the batch dimension (and so the same dtype, which the model fixes); others
 wait for the next execution.
+
+A request can only fail itself: what can be checked is checked before it is
+queued (service/runtime.py), and if an execution of several requests still
+raises, each runs again alone, so only the one the model cannot take gets
+the error. A model's error is logged once per distinct cause.
 """
 
 from __future__ import annotations
@@ -26,9 +31,12 @@ from dataclasses import dataclass, field
 
 import torch
 
+from service.errors import ExecutionError, ResourceExhausted
 from service.runtime import Runtime, Timings
 
 log = logging.getLogger("netspec.serve")
+
+MAX_LOGGED_CAUSES = 100  # distinct errors logged per model; the rest are only counted
 
 
 @dataclass
@@ -69,6 +77,7 @@ class Scheduler:
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._carry: collections.deque[_Pending] = collections.deque()
         self._task: asyncio.Task | None = None
+        self._causes: collections.Counter[tuple[str, str]] = collections.Counter()  # worker thread only
 
     def start(self) -> None:
         if self._task is None:
@@ -162,26 +171,74 @@ class Scheduler:
         loop = asyncio.get_running_loop()
         started = time.perf_counter_ns()
         try:
-            outputs, timings = await loop.run_in_executor(self.executor, self._run_group, group)
+            results, executions = await loop.run_in_executor(self.executor, self._run_group, group)
         except Exception as exc:  # noqa: BLE001 - handed to every waiting request
             for p in group:
                 if not p.future.done():
                     p.future.set_exception(exc)
             return
         if self.on_execution is not None:
-            self.on_execution(sum(p.batch for p in group), timings)
-        for p, outs in zip(group, outputs):
-            if not p.future.done():
-                p.future.set_result(Result(outs, started - p.enqueued_ns, timings))
+            for batch_size, timings in executions:
+                self.on_execution(batch_size, timings)
+        for p, result in zip(group, results):
+            if p.future.done():
+                continue
+            if isinstance(result, BaseException):
+                p.future.set_exception(result)
+            else:
+                outputs, timings = result
+                p.future.set_result(Result(outputs, started - p.enqueued_ns, timings))
 
-    def _run_group(self, group: list[_Pending]) -> tuple[list[list[torch.Tensor]], Timings]:
-        """Worker thread: concatenate, run once, split back."""
-        if len(group) == 1:
-            outputs, timings = self.runtime.run(group[0].inputs)
-            return [outputs], timings
-        n_inputs = len(group[0].inputs)
-        inputs = [torch.cat([p.inputs[k] for p in group]) for k in range(n_inputs)]
-        outputs, timings = self.runtime.run(inputs)
+    def _run_group(self, group: list[_Pending]):
+        """Worker thread: concatenate, run once, split back; if that raises
+        and there were several requests, run each alone. Returns one
+        (outputs, timings) or error per request, and (batch size, timings)
+        per execution."""
+        try:
+            if len(group) == 1:
+                outputs, timings = self.runtime.run(group[0].inputs)
+                return [(outputs, timings)], [(group[0].batch, timings)]
+            n_inputs = len(group[0].inputs)
+            inputs = [torch.cat([p.inputs[k] for p in group]) for k in range(n_inputs)]
+            outputs, timings = self.runtime.run(inputs)
+        except Exception as exc:  # noqa: BLE001 - the model raised: which request made it is found below
+            if len(group) == 1:
+                return [self._failure(exc)], []
+            failed = True
+        else:
+            failed = False
+        if failed:  # outside the except block, so the errors found alone are not chained to this one
+            return self._run_each(group)
         sizes = [p.batch for p in group]
         split = [torch.split(y, sizes) for y in outputs]
-        return [[s[k] for s in split] for k in range(len(group))], timings
+        return [([s[k] for s in split], timings) for k in range(len(group))], [(sum(sizes), timings)]
+
+    def _run_each(self, group: list[_Pending]):
+        log.debug("model '%s': an execution of %d requests raised; running each alone", self.runtime.name, len(group))
+        results, executions = [], []
+        for p in group:
+            try:
+                outputs, timings = self.runtime.run(p.inputs)
+            except Exception as exc:  # noqa: BLE001 - this request's own error
+                results.append(self._failure(exc))
+                continue
+            results.append((outputs, timings))
+            executions.append((p.batch, timings))
+        return results, executions
+
+    def _failure(self, exc: Exception) -> Exception:
+        """The error a request that made the model raise gets. The model's own
+        message (its first line, cut) tells the client what was wrong; the
+        traceback goes to the log once per distinct cause."""
+        name = self.runtime.name
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        cause = (type(exc).__name__, first)
+        self._causes[cause] += 1
+        if self._causes[cause] == 1 and len(self._causes) <= MAX_LOGGED_CAUSES:
+            log.error("model '%s' failed on a request (each cause is logged once): %s", name, first, exc_info=exc)
+        if isinstance(exc, (torch.OutOfMemoryError, MemoryError)):
+            error: Exception = ResourceExhausted(f"model '{name}' ran out of memory on this request; send fewer samples")
+        else:
+            error = ExecutionError(f"model '{name}' cannot run on this request: {first or 'the model raised an error'}")
+        error.__cause__ = exc
+        return error

@@ -9,7 +9,7 @@ from pathlib import Path
 from google.protobuf import text_format
 
 from compiler.protocol.generated import model_config_pb2
-from service.errors import ConfigError
+from service.errors import ConfigError, shown
 
 PRECISIONS = ("fp32", "fp16", "bf16")
 
@@ -28,7 +28,10 @@ def parse_config(text: str, source: str = "config.pbtxt") -> model_config_pb2.Mo
     try:
         text_format.Parse(text, config)
     except text_format.ParseError as e:
-        raise ConfigError(f"{source}: {e}") from e
+        # The parser's message quotes the file; the error's own text says where only.
+        where = f"{source}:{e.GetLine()}:{e.GetColumn()}" if e.GetLine() else source
+        raise ConfigError(f"{where}: not a valid model configuration; the server log has the details",
+                          detail=f"{source}: {e}") from e
     return config
 
 
@@ -44,7 +47,7 @@ def settings_of(config: model_config_pb2.ModelConfig) -> ModelSettings:
     precision = config.parameters["precision"].string_value if "precision" in config.parameters else "fp32"
     if precision not in PRECISIONS:
         raise ConfigError(
-            f"model '{config.name}': parameter precision is {precision!r}; expected one of {', '.join(PRECISIONS)}"
+            f"model '{config.name}': parameter precision is '{shown(precision)}'; expected one of {', '.join(PRECISIONS)}"
         )
     if config.max_batch_size < 0:
         raise ConfigError(f"model '{config.name}': max_batch_size is {config.max_batch_size}; expected 0 or more")

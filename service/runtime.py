@@ -4,14 +4,20 @@ and execution of a batch. Runs in a worker thread, never on the event loop.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 
 import torch
 
+from compiler import api
 from compiler.protocol import datatypes
 from compiler.protocol.datatypes import DataType
-from service.errors import InvalidInput
+from service.errors import InvalidInput, shown
+
+# No message gRPC can carry (2 GiB - 1) holds more elements; a shape past
+# this, a 0 dimension counted as 1, would overflow torch's strides.
+MAX_ELEMENTS = 2**31 - 1
 
 _PRECISION_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -34,7 +40,14 @@ class TensorSpec:
     def check_shape(self, shape: tuple[int, ...]) -> None:
         ok = len(shape) == len(self.shape) and all(e in (-1, g) for e, g in zip(self.shape, shape))
         if not ok or any(d < 0 for d in shape):
-            raise InvalidInput(f"input '{self.name}': expected shape {list(self.shape)}, got {list(shape)}")
+            raise InvalidInput(f"input '{self.name}': expected shape {list(self.shape)}, got {_shape(shape)}")
+        if math.prod(max(d, 1) for d in shape) > MAX_ELEMENTS:
+            raise InvalidInput(f"input '{self.name}': shape {list(shape)} has more than {MAX_ELEMENTS:,} elements")
+
+
+def _shape(shape: tuple[int, ...]) -> str:
+    """A client's shape as messages quote it: the first dimensions of a long one."""
+    return str(list(shape)) if len(shape) <= 8 else f"[{', '.join(map(str, shape[:8]))}, ...] ({len(shape)} dimensions)"
 
 
 @dataclass
@@ -67,6 +80,10 @@ class Runtime:
         self.outputs = [TensorSpec.from_info(n, i) for n, i in model.outputs.items()]
         self.input_index = {s.name: k for k, s in enumerate(self.inputs)}
         self.output_index = {s.name: k for k, s in enumerate(self.outputs)}
+        # An id past an embedding's vocabulary would fail the whole batch it
+        # joins: each request's ids are checked before it is batched.
+        self.vocabularies = [(k, n) for name, n in api.vocabularies(model.graph).items()
+                             for k in [self.input_index[name]]]
         # Batching needs every input and output to carry the batch dimension.
         self.batchable = max_batch_size > 0 and all(s.batched for s in self.inputs + self.outputs)
         self._compute_dtype = _PRECISION_DTYPES[precision]
@@ -84,7 +101,7 @@ class Runtime:
         for name in inputs:
             if name not in self.input_index:
                 raise InvalidInput(
-                    f"input '{name}' is not an input of model '{self.name}' "
+                    f"input '{shown(name)}' is not an input of model '{self.name}' "
                     f"(its inputs: {', '.join(s.name for s in self.inputs)})"
                 )
         batch = None
@@ -93,7 +110,7 @@ class Runtime:
                 raise InvalidInput(f"model '{self.name}' needs input '{spec.name}', which the request does not have")
             datatype, shape = inputs[spec.name]
             if datatype != spec.dtype.kserve:
-                raise InvalidInput(f"input '{spec.name}': expected datatype {spec.dtype.kserve}, got {datatype}")
+                raise InvalidInput(f"input '{spec.name}': expected datatype {spec.dtype.kserve}, got {shown(datatype)}")
             spec.check_shape(shape)
             if spec.batched:
                 if batch is not None and shape[0] != batch:
@@ -102,15 +119,29 @@ class Runtime:
                     )
                 batch = shape[0]
         batch = 1 if batch is None else batch
+        if batch == 0:
+            raise InvalidInput("batch size 0: a request carries at least one sample")
         if self.max_batch_size > 0 and batch > self.max_batch_size:
             raise InvalidInput(f"batch size {batch} exceeds model '{self.name}' max_batch_size {self.max_batch_size}")
         return batch
+
+    def check_values(self, tensors: list[torch.Tensor]) -> None:
+        """Token ids within the vocabulary of the embedding that reads them."""
+        for k, size in self.vocabularies:
+            x = tensors[k]
+            if x.numel() == 0:
+                continue
+            low, high = torch.aminmax(x)
+            if low < 0 or high >= size:
+                bad = int(low) if low < 0 else int(high)
+                raise InvalidInput(f"input '{self.inputs[k].name}': id {bad} is out of range: "
+                                   f"the model's vocabulary has ids 0 to {size - 1}")
 
     def check_outputs(self, names: list[str]) -> None:
         for name in names:
             if name not in self.output_index:
                 raise InvalidInput(
-                    f"requested output '{name}' is not an output of model '{self.name}' "
+                    f"requested output '{shown(name)}' is not an output of model '{self.name}' "
                     f"(its outputs: {', '.join(s.name for s in self.outputs)})"
                 )
 

@@ -1,14 +1,17 @@
 """Assembling and running the gRPC server: the inference service, standard
-health (grpc.health.v1) and reflection, and graceful shutdown.
+health (grpc.health.v1) and reflection, TLS and token authentication, and
+graceful shutdown.
 
 Shutdown order (SIGTERM or SIGINT): health goes NOT_SERVING and ServerReady
-false, the server stops accepting calls, calls in flight get up to the grace
-period to finish, and only then are the models released.
+false, every new call is answered UNAVAILABLE at once, the calls already
+accepted get up to the grace period to finish (service/lifecycle.py), then
+the gRPC server stops and only then are the models released.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from pathlib import Path
@@ -17,18 +20,20 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2
 
+from service.auth import TokenCheck
 from service.generated import POOL
-from service.generated import grpc_service_pb2 as pb
 from service.generated import grpc_service_pb2_grpc as pb_grpc
+from service.lifecycle import Lifecycle
+from service.options import ServeOptions
+from service.readiness import SERVICE_NAME, Readiness
 from service.repository import Repository, default_loader
 from service.runtime import resolve_device
-from service.servicer import InferenceServicer, ServerState
-from service.status import ErrorInterceptor
+from service.servicer import InferenceServicer
+from service.status import Guard
 
 log = logging.getLogger("netspec.serve")
 
-SERVICE_NAME = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
-MAX_MESSAGE_BYTES = 256 * 1024 * 1024
+STOP_GRACE_S = 1.0
 
 # Reflection reads our private descriptor pool (see service/protos_gen.py);
 # health and reflection's own files are added to it so they are described too.
@@ -39,54 +44,74 @@ for _file in (health_pb2.DESCRIPTOR, reflection_pb2.DESCRIPTOR):
         POOL.AddSerializedFile(_file.serialized_pb)
 
 
+def server_credentials(options: ServeOptions) -> grpc.ServerCredentials | None:
+    """TLS from --tls-cert and --tls-key; with --tls-client-ca, mutual TLS:
+    a client without a certificate that CA signed is refused in the handshake."""
+    if options.tls_cert is None:
+        return None
+    client_ca = Path(options.tls_client_ca).read_bytes() if options.tls_client_ca else None
+    return grpc.ssl_server_credentials(
+        [(Path(options.tls_key).read_bytes(), Path(options.tls_cert).read_bytes())],
+        root_certificates=client_ca,
+        require_client_auth=client_ca is not None,
+    )
+
+
 def create_server(
     repository: Repository,
-    host: str = "127.0.0.1",
-    port: int = 8001,
+    options: ServeOptions | None = None,
     *,
-    state: ServerState | None = None,
+    readiness: Readiness | None = None,
     health_servicer: health.aio.HealthServicer | None = None,
 ) -> tuple[grpc.aio.Server, int]:
     """A grpc.aio server for `repository`, bound but not started; port 0 picks a free port."""
+    options = options or ServeOptions()
+    health_servicer = health_servicer or health.aio.HealthServicer()
+    if readiness is None:
+        readiness = Readiness(repository, Lifecycle(), health_servicer, strict=options.strict_readiness)
+    guard = Guard(readiness.lifecycle, TokenCheck(options.auth_tokens) if options.auth_tokens else None)
     server = grpc.aio.server(
-        interceptors=[ErrorInterceptor()],
+        interceptors=[guard],
         options=[
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_receive_message_length", options.max_message_bytes),
+            ("grpc.max_send_message_length", options.max_message_bytes),
+            ("grpc.so_reuseport", 0),  # a second server on a busy port fails instead of sharing it
         ],
     )
-    pb_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceServicer(repository, state or ServerState()), server)
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer or health.aio.HealthServicer(), server)
+    pb_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceServicer(repository, readiness, options), server)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
         [SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME], server, pool=POOL
     )
-    bound = server.add_insecure_port(f"{host}:{port}")
+    address = f"{options.host}:{options.port}"
+    credentials = server_credentials(options)
+    bound = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
     if bound == 0:
-        raise OSError(f"cannot listen on {host}:{port}")
+        raise OSError(f"cannot listen on {address}")
     return server, bound
 
 
 async def serve(
     repository_dir: Path,
+    options: ServeOptions | None = None,
     *,
-    host: str = "127.0.0.1",
-    port: int = 8001,
-    device: str = "auto",
-    models: list[str] | None = None,
-    grace_s: float = 30.0,
     on_listening=None,
     stop: asyncio.Event | None = None,
     loader=default_loader,
 ) -> int:
     """Run until SIGTERM or SIGINT (or until `stop` is set, when given);
     returns the exit code. `on_listening(host, port)` is called once the
-    models are loaded."""
-    repository = Repository(repository_dir, device=resolve_device(device), loader=loader)
-    state = ServerState()
+    models asked for have loaded or failed."""
+    options = options or ServeOptions()
     health_servicer = health.aio.HealthServicer()
     for name in ("", SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
-    server, bound = create_server(repository, host, port, state=state, health_servicer=health_servicer)
+    readiness = None
+    repository = Repository(repository_dir, device=resolve_device(options.device), loader=loader,
+                            load_timeout_s=options.model_load_timeout_s, load_threads=options.model_load_threads,
+                            on_change=lambda: readiness.refresh())
+    readiness = Readiness(repository, Lifecycle(), health_servicer, strict=options.strict_readiness)
+    server, bound = create_server(repository, options, readiness=readiness, health_servicer=health_servicer)
 
     if stop is None:
         stop = asyncio.Event()
@@ -95,21 +120,37 @@ async def serve(
             loop.add_signal_handler(sig, stop.set)
 
     await server.start()
+    readiness.listening = True
+    await readiness.refresh()
+    if options.auth_tokens and options.tls_cert is None:
+        log.warning("tokens are checked but travel in clear text: add --tls-cert and --tls-key")
     log.info("device %s; loading models from %s", repository.device, repository_dir)
-    failures = await repository.load_all(models)
-    for name, reason in failures.items():
-        log.error("%s", reason)
-    state.ready = True
-    for name in ("", SERVICE_NAME):
-        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    if on_listening is not None:
-        on_listening(host, bound)
+    # Loads run in their own threads with a time limit; a signal during them
+    # stops the server without waiting for them.
+    loading = asyncio.create_task(repository.load_all(options.models))
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait({loading, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    if loading.done():
+        for reason in loading.result().values():
+            log.error("%s", reason)
+        readiness.started = True
+        await readiness.refresh()
+        if on_listening is not None:
+            on_listening(options.host, bound)
+        await stopping
 
-    await stop.wait()
-    log.info("shutting down: %d calls in flight, grace %.1f s", repository.in_flight(), grace_s)
-    state.ready = False
+    lifecycle = readiness.lifecycle
+    log.info("shutting down: %d calls in flight, grace %.1f s", lifecycle.in_flight, options.grace_s)
     await health_servicer.enter_graceful_shutdown()
-    await server.stop(grace_s)
+    if not await lifecycle.drain(options.grace_s):
+        log.warning("%d calls still running after the grace period are cancelled", lifecycle.in_flight)
+    await lifecycle.settle()
+    # Stopping sends clients GOAWAY; calls that reach a handler meanwhile are
+    # refused at once, so this takes milliseconds, not the second it allows.
+    await server.stop(STOP_GRACE_S)
+    loading.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await loading
     await repository.close()
     log.info("stopped")
     return 0

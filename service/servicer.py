@@ -10,10 +10,12 @@ import asyncio
 from compiler.protocol.datatypes import BY_KSERVE
 from service import __version__
 from service.codec import encode_raw
-from service.errors import InvalidInput, ServiceError, Unsupported
+from service.errors import ControlDisabled, InvalidInput, ServiceError, ShuttingDown, Unsupported, shown
 from service.generated import grpc_service_pb2 as pb
 from service.generated import grpc_service_pb2_grpc as pb_grpc
 from service.inference import Inference, InferRequest, InferResponse, InputTensor
+from service.options import ServeOptions
+from service.readiness import Readiness
 from service.repository import Repository, State
 from service.status import status_for
 
@@ -22,18 +24,13 @@ SERVER_NAME = "netspec"
 EXTENSIONS = ("model_repository", "model_configuration", "statistics")
 
 
-class ServerState:
-    """Whether the server accepts work; flipped off at shutdown."""
-
-    def __init__(self):
-        self.ready = False
-
-
 class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
-    def __init__(self, repository: Repository, state: ServerState):
+    def __init__(self, repository: Repository, readiness: Readiness, options: ServeOptions | None = None):
+        options = options or ServeOptions()
         self.repository = repository
-        self.inference = Inference(repository)
-        self.state = state
+        self.inference = Inference(repository, options.max_message_bytes)
+        self.readiness = readiness
+        self.control_mode = options.model_control_mode
 
     # --- health and metadata ----------------------------------------------
 
@@ -41,14 +38,10 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         return pb.ServerLiveResponse(live=True)
 
     async def ServerReady(self, request, context):
-        return pb.ServerReadyResponse(ready=self.state.ready)
+        return pb.ServerReadyResponse(ready=self.readiness.server_ready())
 
     async def ModelReady(self, request, context):
-        try:
-            self.repository.get(request.name, request.version)
-        except ServiceError:
-            return pb.ModelReadyResponse(ready=False)
-        return pb.ModelReadyResponse(ready=self.state.ready)
+        return pb.ModelReadyResponse(ready=self.readiness.model_ready(request.name, request.version))
 
     async def ServerMetadata(self, request, context):
         return pb.ServerMetadataResponse(name=SERVER_NAME, version=__version__, extensions=EXTENSIONS)
@@ -95,9 +88,12 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     async def ModelStreamInfer(self, request_iterator, context):
         """Each request runs as it arrives (so they batch together); responses
         are sent as they complete. A failed request answers with error_message
-        and the stream goes on."""
+        and the stream goes on. At shutdown the stream reads no more requests,
+        sends the responses of those it has, and ends UNAVAILABLE."""
         responses: asyncio.Queue = asyncio.Queue()
         tasks: set[asyncio.Task] = set()
+        read_error: list[BaseException] = []
+        draining = self.readiness.lifecycle.draining
 
         async def one(request):
             try:
@@ -115,10 +111,13 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
                 )
 
         async def read():
-            async for request in request_iterator:
-                task = asyncio.create_task(one(request))
-                tasks.add(task)
-                task.add_done_callback(tasks.discard)
+            try:
+                async for request in _until(request_iterator, draining):
+                    task = asyncio.create_task(one(request))
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
+            except Exception as exc:  # noqa: BLE001 - a message that did not decode: raised after the rest
+                read_error.append(exc)
             await asyncio.gather(*list(tasks))
             await responses.put(None)
 
@@ -131,6 +130,10 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             reader.cancel()
             for task in list(tasks):
                 task.cancel()
+        if read_error:
+            raise read_error[0]
+        if draining.is_set():
+            raise ShuttingDown("the server is shutting down; the requests sent so far have been answered")
 
     # --- repository control -------------------------------------------------
 
@@ -142,16 +145,25 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             response.models.add(name=name, version=version, state=state, reason=reason)
         return response
 
+    def _check_control(self, what: str) -> None:
+        if self.control_mode != "explicit":
+            raise ControlDisabled(
+                f"{what} is refused: this server runs with --model-control-mode {self.control_mode}; "
+                "start it with --model-control-mode explicit to load and unload models over the protocol"
+            )
+
     async def RepositoryModelLoad(self, request, context):
+        self._check_control("loading a model")
         if request.parameters:
             raise Unsupported(
-                f"RepositoryModelLoad parameters ({', '.join(request.parameters)}) are not supported; "
+                f"RepositoryModelLoad parameters ({shown(', '.join(request.parameters))}) are not supported; "
                 "netspec loads the model as stored in the repository"
             )
         await self.repository.load(request.model_name)
         return pb.RepositoryModelLoadResponse()
 
     async def RepositoryModelUnload(self, request, context):
+        self._check_control("unloading a model")
         await self.repository.unload(request.model_name)
         return pb.RepositoryModelUnloadResponse()
 
@@ -185,6 +197,25 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         raise Unsupported("log settings are not supported by netspec; use netspec serve --log-level")
 
 
+async def _until(requests, stop: asyncio.Event):
+    """The requests of a stream until `stop` is set."""
+    iterator = aiter(requests)
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        while True:
+            following = asyncio.ensure_future(anext(iterator))
+            await asyncio.wait({following, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            if not following.done():
+                following.cancel()
+                return
+            try:
+                yield following.result()
+            except StopAsyncIteration:
+                return
+    finally:
+        stopped.cancel()
+
+
 # --- protobuf <-> domain ------------------------------------------------------
 
 
@@ -203,15 +234,16 @@ def infer_request_from_pb(request: pb.ModelInferRequest) -> InferRequest:
     for k, t in enumerate(request.inputs):
         has_contents = t.HasField("contents")
         if raw and has_contents:
-            raise InvalidInput(f"input '{t.name}' has typed contents and the request has raw_input_contents; use one")
+            raise InvalidInput(f"input '{shown(t.name)}' has typed contents and the request has "
+                               "raw_input_contents; use one")
         if raw:
             inputs.append(InputTensor(t.name, t.datatype, tuple(t.shape), raw=raw[k]))
             continue
         if not has_contents:
-            raise InvalidInput(f"input '{t.name}' has no data: set raw_input_contents or its contents")
+            raise InvalidInput(f"input '{shown(t.name)}' has no data: set raw_input_contents or its contents")
         dtype = BY_KSERVE.get(t.datatype)
         if dtype is not None and dtype.contents is None:
-            raise InvalidInput(f"input '{t.name}': {t.datatype} data can only be sent in raw_input_contents")
+            raise InvalidInput(f"input '{shown(t.name)}': {t.datatype} data can only be sent in raw_input_contents")
         values = getattr(t.contents, dtype.contents) if dtype is not None else ()
         inputs.append(InputTensor(t.name, t.datatype, tuple(t.shape), contents=values))
     return InferRequest(

@@ -10,6 +10,8 @@ arithmetic, comparisons, `a if c else b`, indexing, list comprehensions
 from __future__ import annotations
 
 import ast
+import contextlib
+import contextvars
 import math
 import operator
 import re
@@ -33,6 +35,39 @@ def make_divisible(value: float, divisor: int = 8, min_value: int | None = None)
 # checking the spec hangs or runs out of memory (`9**9**9`, `range(10**10)`).
 MAX_ITEMS = 100_000  # elements of a list or characters of a string an expression makes
 MAX_BITS = 4096  # bits of an integer a power makes
+# Work: one unit per syntax node evaluated and per item of every list or
+# string an expression makes or reads. Bounded items alone still let
+# `[sum(range(10**5)) for j in range(10**5)]` run for hours. The zoo's
+# specs spend at most about 10,000 units in all (EfficientNet-B7).
+MAX_WORK = 500_000
+MAX_SOURCE = 1_000  # characters of one expression; the zoo's longest has 95
+
+
+class _Work:
+    """What is left of an evaluation budget, shared by the expressions of one
+    spec inside work_limit(), else one per expression."""
+
+    def __init__(self, units: int):
+        self.limit = self.left = units
+
+    def spend(self, units: int) -> None:
+        self.left -= units
+        if self.left < 0:
+            raise RuleError(f"expressions take more than {self.limit:,} steps of work",
+                            hint="an expression computes a parameter; long loops and large lists do not belong in a spec")
+
+
+_budget: contextvars.ContextVar[_Work | None] = contextvars.ContextVar("netspec_expression_work", default=None)
+
+
+@contextlib.contextmanager
+def work_limit(units: int = MAX_WORK):
+    """Every expression evaluated inside shares one budget of `units`."""
+    token = _budget.set(_Work(units))
+    try:
+        yield
+    finally:
+        _budget.reset(token)
 
 
 def _range(*args) -> list:
@@ -101,23 +136,38 @@ def evaluate(value: Any, env: Mapping[str, Any]) -> Any:
 
 def _eval_source(source: str, env: Mapping[str, Any], original: str) -> Any:
     source = _DOLLAR_NAME.sub(r"\1", source).strip()
+    if len(original) > 80:  # messages quote the expression: a short one whole, a long one cut
+        original = original[:60] + f"... ({len(original):,} characters)"
+    if len(source) > MAX_SOURCE:
+        raise RuleError(f"expression '{original}' is longer than {MAX_SOURCE:,} characters",
+                        hint="split it into parameters that build on each other")
     try:
         tree = ast.parse(source, mode="eval")
-    except SyntaxError:
+    except (SyntaxError, MemoryError, RecursionError):  # Python's parser gives up on deep nesting with the last two
         raise RuleError(f"cannot parse expression '{original}'",
                         hint="expressions use Python syntax, e.g. '$width * 4' or "
                              "'${a if stride == 1 else b}'") from None
     try:
-        return _Eval(env, original).visit(tree.body)
+        return _Eval(env, original, _budget.get() or _Work(MAX_WORK)).visit(tree.body)
     except RuleError:
         raise
-    except (ArithmeticError, TypeError, ValueError, IndexError, KeyError, RecursionError) as e:
+    except RecursionError:
+        raise RuleError(f"expression '{original}' is nested too deeply to evaluate",
+                        hint="split it into parameters that build on each other") from None
+    except (ArithmeticError, TypeError, ValueError, IndexError, KeyError) as e:
         raise RuleError(f"expression '{original}' failed: {type(e).__name__}: {e}") from None
 
 
 class _Eval(ast.NodeVisitor):
-    def __init__(self, env: Mapping[str, Any], original: str):
-        self.env, self.original = env, original
+    def __init__(self, env: Mapping[str, Any], original: str, work: _Work):
+        self.env, self.original, self.work = env, original, work
+
+    def visit(self, node):
+        self.work.spend(1)
+        value = super().visit(node)
+        if isinstance(value, (list, tuple, str, dict)):
+            self.work.spend(len(value))
+        return value
 
     def generic_visit(self, node):
         raise RuleError(f"'{ast.unparse(node)}' is not allowed in expression '{self.original}'",
@@ -201,8 +251,9 @@ class _Eval(ast.NodeVisitor):
             return self.generic_visit(node)
         gen = node.generators[0]
         name, out = gen.target.id, []
+        inner = _Eval(dict(self.env), self.original, self.work)
         for value in self.visit(gen.iter):
-            inner = _Eval({**self.env, name: value}, self.original)
+            inner.env[name] = value
             if all(inner.visit(cond) for cond in gen.ifs):
                 out.append(inner.visit(node.elt))
         return out

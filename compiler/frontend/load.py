@@ -31,8 +31,40 @@ class Seq(list):
         return self.item_locs[index] if 0 <= index < len(self.item_locs) else self.loc
 
 
+# A spec is untrusted input (a model repository is read by a server): these
+# bound what reading one may cost. The zoo's largest spec holds 723 values,
+# 8 levels deep; an expanded spec written by `netspec compile` a few thousand.
+MAX_SPEC_BYTES = 16 * 1024 * 1024
+MAX_DEPTH = 64  # levels of nested mappings and lists
+MAX_VALUES = 150_000  # keys, values and items once YAML aliases (*name) are expanded; an expanded
+# spec holds about 10 per node, so this admits the 10,000 nodes expand allows
+
+
 def _loc(file: str, mark) -> Loc:
     return Loc(file, mark.line + 1, mark.column + 1)
+
+
+def _too_deep(file: str, mark) -> SpecError:
+    return SpecError(Diagnostic(f"the spec nests mappings and lists more than {MAX_DEPTH} levels deep",
+                                loc=_loc(file, mark), hint="a spec needs a handful of levels; flatten this value"))
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's composer recurses once per level: past Python's recursion
+    limit it fails inside the library, so depth is refused before that."""
+
+    def __init__(self, stream, file: str):
+        super().__init__(stream)
+        self.file, self.depth = file, 0
+
+    def compose_node(self, parent, index):
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                raise _too_deep(self.file, self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
 
 
 class _Builder:
@@ -40,8 +72,29 @@ class _Builder:
         self.file = file
         self.scalar_loader = yaml.SafeLoader("")
         self.problems: list[Diagnostic] = []
+        # An alias is one node of the composed document but is built once per
+        # use: nested aliases ("billion laughs") or one inside itself (&a [*a])
+        # would build without end. Count what is built, and how deep.
+        self.values, self.depth = 0, 0
 
     def build(self, node: yaml.Node) -> Any:
+        self.values += 1
+        if self.values > MAX_VALUES:
+            raise SpecError(Diagnostic(
+                f"the spec holds more than {MAX_VALUES:,} values once its YAML aliases are expanded",
+                loc=_loc(self.file, node.start_mark),
+                hint="an alias (*name) repeats everything its anchor (&name) holds; nested aliases multiply"))
+        if not isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
+            return self.scalar_loader.construct_object(node, deep=True)
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                raise _too_deep(self.file, node.start_mark)
+            return self._build_collection(node)
+        finally:
+            self.depth -= 1
+
+    def _build_collection(self, node: yaml.Node) -> Any:
         if isinstance(node, yaml.MappingNode):
             self.scalar_loader.flatten_mapping(node)  # resolves YAML merge keys (<<)
             out = Map()
@@ -69,7 +122,6 @@ class _Builder:
             out.loc = _loc(self.file, node.start_mark)
             out.item_locs = [_loc(self.file, item.start_mark) for item in node.value]
             return out
-        return self.scalar_loader.construct_object(node, deep=True)
 
 
 def _yaml_hint(text: str, loc: Loc) -> str:
@@ -85,7 +137,11 @@ def load_text(text: str, file: str = "<string>") -> Map:
     """Parse spec text into a located tree; raise SpecError for anything that
     is not a YAML mapping."""
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        loader = _BoundedLoader(text, file)
+        try:
+            root = loader.get_single_node()
+        finally:
+            loader.dispose()
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         loc = _loc(file, mark) if mark else Loc(file, 1, 1)
@@ -123,6 +179,9 @@ def load_text(text: str, file: str = "<string>") -> Map:
 def load_file(path: str | Path) -> Map:
     path = Path(path)
     try:
+        if path.stat().st_size > MAX_SPEC_BYTES:
+            raise SpecError(Diagnostic(f"{path} is larger than {MAX_SPEC_BYTES // (1024 * 1024)} MiB, "
+                                       "too large for a spec", hint="is this the spec file?"))
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ResourceError(f"no such spec file: {path}") from None

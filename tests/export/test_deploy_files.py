@@ -28,6 +28,8 @@ def serve_args(container: dict):
     assert container["command"] == ["netspec"]
     args = _parser()[0].parse_args(container["args"])
     assert args.command == "serve"
+    # Plaintext inside the cluster: nobody there may load or unload models.
+    assert args.model_control_mode == "none"
     return args
 
 

@@ -1,35 +1,32 @@
 """Fixtures for the service tests: small stand-in models and repositories.
 
-The stand-ins have the shape of compiler.api.Model (name, variant, module,
-ordered inputs and outputs with symbolic "N" batch dims), built from plain
-torch modules, so the service is tested apart from the compiler. End-to-end
-tests (test_e2e.py) use real compiled specs.
+The stand-ins are real compiler.api.Model objects (the IR's own TensorInfo
+and Graph) whose modules are plain torch modules that a spec cannot express
+(one that sleeps, one that fails on request), so the service is tested apart
+from compiling specs. End-to-end tests (test_e2e.py) use real compiled specs.
 """
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 
+from compiler.api import Model
+from compiler.errors import ResourceError
+from compiler.ir import Graph, TensorInfo as Info
+from service.lifecycle import Lifecycle
+from service.options import ServeOptions
+from service.readiness import Readiness
 
-@dataclass
-class Info:
-    shape: tuple
-    dtype: str = "float32"
 
-
-@dataclass
-class FakeModel:
-    name: str
-    module: nn.Module
-    inputs: dict = field(default_factory=dict)
-    outputs: dict = field(default_factory=dict)
-    variant: str | None = None
+def fake_model(name: str, module: nn.Module, inputs: dict, outputs: dict) -> Model:
+    """A Model with no nodes: the service reads only its tensors and module."""
+    graph = Graph(name, None, f"<{name}>", dict(inputs), {}, {})
+    return Model(name, None, graph, module, dict(inputs), dict(outputs))
 
 
 class TwoHeads(nn.Module):
@@ -69,23 +66,25 @@ class Slow(nn.Module):
         return x + 1
 
 
-def make_model(kind: str) -> FakeModel:
+def make_model(kind: str) -> Model:
     if kind == "twoheads":
-        return FakeModel("twoheads", TwoHeads(), {"x": Info(("N", 4))}, {"y": Info(("N", 3)), "total": Info(("N", 1))})
+        return fake_model("twoheads", TwoHeads(), {"x": Info(("N", 4))}, {"y": Info(("N", 3)), "total": Info(("N", 1))})
     if kind == "int64":
-        return FakeModel("int64", Scale(2), {"ids": Info(("N", "T"), "int64")}, {"doubled": Info(("N", "T"), "int64")})
+        return fake_model("int64", Scale(2), {"ids": Info(("N", "T"), "int64")}, {"doubled": Info(("N", "T"), "int64")})
     if kind == "uint8":
-        return FakeModel("uint8", Scale(3), {"pixels": Info(("N", 2), "uint8")}, {"tripled": Info(("N", 2), "uint8")})
+        return fake_model("uint8", Scale(3), {"pixels": Info(("N", 2), "uint8")}, {"tripled": Info(("N", 2), "uint8")})
     if kind == "fixed":  # no batch dimension
-        return FakeModel("fixed", Scale(1.5), {"v": Info((3,))}, {"w": Info((3,))})
+        return fake_model("fixed", Scale(1.5), {"v": Info((3,))}, {"w": Info((3,))})
     if kind == "slow":
-        return FakeModel("slow", Slow(0.3), {"x": Info(("N", 2))}, {"y": Info(("N", 2))})
-    if kind == "broken":
-        raise ValueError("weights.safetensors: tensor 'linear.weight' is missing")
+        return fake_model("slow", Slow(0.3), {"x": Info(("N", 2))}, {"y": Info(("N", 2))})
+    if kind == "broken":  # what compiler.tools.artifact.load_version raises for weights that do not fit
+        raise ResourceError("weights weights.safetensors do not fit the model: missing linear.weight")
+    if kind == "buggy":  # a bug in a loader: not an expected failure
+        raise ValueError("secret internals of a bug")
     raise KeyError(kind)
 
 
-def fake_loader(version_dir: Path) -> FakeModel:
+def fake_loader(version_dir: Path, precision: str = "fp32") -> Model:
     """Stands in for compiler.tools.artifact.load_version: version_dir/kind names the model."""
     return make_model((version_dir / "kind").read_text().strip())
 
@@ -125,3 +124,14 @@ def repo_dir(tmp_path) -> Path:
 def run(coro):
     """Run a coroutine in a fresh event loop (the tests need no asyncio plugin)."""
     return asyncio.run(coro)
+
+
+# Servers made in process by create_server: a free port, model control on.
+TEST_OPTIONS = ServeOptions(port=0, model_control_mode="explicit")
+
+
+def ready(repository) -> Readiness:
+    """Readiness of a server past its start, as serve() leaves it."""
+    readiness = Readiness(repository, Lifecycle(), strict=False)
+    readiness.listening = readiness.started = True
+    return readiness

@@ -10,8 +10,9 @@ from concurrent.futures import ThreadPoolExecutor
 import torch
 
 from service.batching import Scheduler
+from service.errors import ExecutionError
 from service.runtime import Runtime
-from service_fakes import FakeModel, Info, make_model, run
+from service_fakes import fake_model, Info, make_model, run
 
 
 class Recording(torch.nn.Module):
@@ -49,7 +50,7 @@ def scheduler_for(model, *, max_batch_size=8, batching=True, delay_s=0.0):
 
 
 def recording_model():
-    return FakeModel("rec", Recording(), {"x": Info(("N", "T"))}, {"y": Info(("N", "T"))})
+    return fake_model("rec", Recording(), {"x": Info(("N", "T"))}, {"y": Info(("N", "T"))})
 
 
 def test_concurrent_requests_run_as_one_batch_and_split_back():
@@ -121,17 +122,52 @@ def test_multiple_outputs_are_split_per_request():
     run(body())
 
 
+class FailsOnNegative(Recording):
+    """Adds one, unless a sample is negative: then the whole execution raises,
+    as a model does on a value it cannot take."""
+
+    def forward(self, x):
+        self.batches.append(x.shape[0])
+        if (x < 0).any():
+            raise IndexError("index -1 is out of range")
+        return x + 1
+
+
+def test_a_failing_batch_runs_again_one_by_one_and_only_the_culprit_fails():
+    model = fake_model("f", FailsOnNegative(), {"x": Info(("N", 1))}, {"y": Info(("N", 1))})
+    executions = []
+
+    async def body():
+        runtime = Runtime(model, device=torch.device("cpu"), max_batch_size=8)
+        scheduler = Scheduler(runtime, ThreadPoolExecutor(1), dynamic_batching=True,
+                              on_execution=lambda size, timings: executions.append(size))
+        xs = [torch.full((1, 1), float(v)) for v in (1, 2, -1, 3)]
+        results = await asyncio.gather(*[scheduler.submit([x], 1) for x in xs], return_exceptions=True)
+        await scheduler.close()
+        return xs, results
+
+    xs, results = run(body())
+    assert model.module.batches[0] == 4  # they ran together first
+    for x, result in zip(xs, results):
+        if x.item() < 0:
+            assert isinstance(result, ExecutionError)
+            assert str(result) == "model 'f' cannot run on this request: index -1 is out of range"
+        else:
+            torch.testing.assert_close(result.outputs[0], x + 1)
+    assert executions == [1, 1, 1]  # the three that ran alone; the failed batch is not an execution
+
+
 def test_an_execution_error_reaches_every_request_of_the_batch():
     class Fails(torch.nn.Module):
         def forward(self, x):
             raise RuntimeError("boom")
 
     async def body():
-        scheduler = scheduler_for(FakeModel("f", Fails(), {"x": Info(("N", 1))}, {"y": Info(("N", 1))}))
+        scheduler = scheduler_for(fake_model("f", Fails(), {"x": Info(("N", 1))}, {"y": Info(("N", 1))}))
         results = await asyncio.gather(*[scheduler.submit([torch.zeros(1, 1)], 1) for _ in range(3)],
                                        return_exceptions=True)
         await scheduler.close()
-        assert all(isinstance(r, RuntimeError) for r in results)
+        assert all(isinstance(r, ExecutionError) and "boom" in str(r) for r in results)
         # and the scheduler still serves
         scheduler2 = scheduler_for(make_model("twoheads"))
         assert (await scheduler2.submit([torch.zeros(1, 4)], 1)).outputs[1].shape == (1, 1)
@@ -154,7 +190,7 @@ def test_all_requests_queued_before_the_first_execution_run_as_one_batch():
 
 
 def test_idle_model_runs_a_request_at_once_and_batches_those_that_arrive_while_busy():
-    model = FakeModel("gated", Gated(), {"x": Info(("N", 2))}, {"y": Info(("N", 2))})
+    model = fake_model("gated", Gated(), {"x": Info(("N", 2))}, {"y": Info(("N", 2))})
     gated = model.module
 
     async def body():

@@ -3,6 +3,8 @@ contents decode, and size mismatches name the input."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -49,3 +51,15 @@ def test_every_compiler_dtype_name_maps_back():
         assert str(dtype.torch) == f"torch.{dtype.name}"
     with pytest.raises(ValueError, match="unsupported tensor dtype 'complex64'"):
         datatypes.from_name("complex64")
+
+
+@pytest.mark.parametrize("kserve,value,words", [
+    ("UINT8", 300, "value 300 is out of range for UINT8 (0 to 255)"),
+    ("INT8", -129, "value -129 is out of range for INT8 (-128 to 127)"),
+    ("UINT16", 70_000, "value 70000 is out of range for UINT16"),
+    ("INT16", 2**31 - 1, "out of range for INT16"),
+])
+def test_typed_values_past_the_datatype_are_refused_not_wrapped(kserve, value, words):
+    # The typed fields are wider than these datatypes (uint_contents carries UINT8).
+    with pytest.raises(InvalidInput, match=re.escape(words)):
+        codec.decode_contents("t", datatypes.BY_KSERVE[kserve], (2,), [1, value])

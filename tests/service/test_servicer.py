@@ -17,19 +17,16 @@ from service.generated import grpc_service_pb2 as pb
 from service.generated import grpc_service_pb2_grpc as pb_grpc
 from service.repository import Repository
 from service.server import create_server
-from service.servicer import ServerState
 
 from common import NP_TYPES
-from service_fakes import make_model, run, write_model
+from service_fakes import TEST_OPTIONS, make_model, ready, run, write_model
 
 
 @contextlib.asynccontextmanager
 async def serving(repo_dir, models=None):
     repository = Repository(repo_dir, device=torch.device("cpu"), loader=_loader())
     await repository.load_all(models)
-    state = ServerState()
-    state.ready = True
-    server, port = create_server(repository, "127.0.0.1", 0, state=state)
+    server, port = create_server(repository, TEST_OPTIONS, readiness=ready(repository))
     await server.start()
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
@@ -160,20 +157,20 @@ def test_reduced_precision(tmp_path, precision, datatype, np_type, tol):
 
 def test_fp16_and_bf16_raw_datatypes(tmp_path):
     """Models whose inputs are FP16 or BF16 take raw bytes of that type."""
-    from service_fakes import FakeModel, Info, Scale
+    from service_fakes import fake_model, Info, Scale
 
     root = tmp_path / "models"
     for dtype in ("float16", "bfloat16"):
         write_model(root, dtype, dtype)
 
-    def loader(version_dir):
+    def loader(version_dir, precision):
         dtype = (version_dir / "kind").read_text()
-        return FakeModel(dtype, Scale(2), {"h": Info(("N", 2), dtype)}, {"o": Info(("N", 2), dtype)})
+        return fake_model(dtype, Scale(2), {"h": Info(("N", 2), dtype)}, {"o": Info(("N", 2), dtype)})
 
     async def body():
         repository = Repository(root, device=torch.device("cpu"), loader=loader)
         await repository.load_all()
-        server, port = create_server(repository, "127.0.0.1", 0, state=_ready())
+        server, port = create_server(repository, TEST_OPTIONS, readiness=ready(repository))
         await server.start()
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             stub = pb_grpc.GRPCInferenceServiceStub(channel)
@@ -191,12 +188,6 @@ def test_fp16_and_bf16_raw_datatypes(tmp_path):
         await repository.close()
 
     run(body())
-
-
-def _ready():
-    state = ServerState()
-    state.ready = True
-    return state
 
 
 ERROR_CASES = [
@@ -275,33 +266,79 @@ def test_errors_have_their_status_and_the_server_keeps_serving(repo_dir):
     run(body())
 
 
-def test_internal_errors_are_generic(tmp_path):
-    from service_fakes import FakeModel, Info
+def test_a_request_the_model_raises_on_is_invalid_and_logged_once(tmp_path, caplog):
+    from service_fakes import fake_model, Info
 
     class Crash(torch.nn.Module):
         def forward(self, x):
-            raise RuntimeError("secret internals")
+            raise RuntimeError("index 7 is out of bounds for dimension 0 with size 4")
 
     root = tmp_path / "models"
     write_model(root, "crash", "crash", batching=False)
 
     async def body():
         repository = Repository(root, device=torch.device("cpu"),
-                                loader=lambda d: FakeModel("crash", Crash(), {"x": Info(("N", 2))}, {"y": Info(("N", 2))}))
+                                loader=lambda d, p: fake_model("crash", Crash(), {"x": Info(("N", 2))},
+                                                               {"y": Info(("N", 2))}))
         await repository.load_all()
-        server, port = create_server(repository, "127.0.0.1", 0, state=_ready())
+        server, port = create_server(repository, TEST_OPTIONS, readiness=ready(repository))
         await server.start()
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             stub = pb_grpc.GRPCInferenceServiceStub(channel)
-            with pytest.raises(grpc.aio.AioRpcError) as info:
-                await stub.ModelInfer(infer_request("crash", {"x": np.zeros((1, 2), np.float32)}))
-            assert info.value.code() == grpc.StatusCode.INTERNAL
-            assert "secret" not in info.value.details()
+            for _ in range(3):
+                with pytest.raises(grpc.aio.AioRpcError) as info:
+                    await stub.ModelInfer(infer_request("crash", {"x": np.zeros((1, 2), np.float32)}))
+                assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+                assert info.value.details() == ("model 'crash' cannot run on this request: "
+                                                "index 7 is out of bounds for dimension 0 with size 4")
             assert (await stub.ServerLive(pb.ServerLiveRequest())).live
         await server.stop(None)
         await repository.close()
 
-    run(body())
+    with caplog.at_level("ERROR", logger="netspec.serve"):
+        run(body())
+    logged = [r for r in caplog.records if "failed on a request" in r.getMessage()]
+    assert len(logged) == 1 and logged[0].exc_info is not None  # one traceback for three failures
+
+
+def test_bugs_are_internal_with_a_generic_message_and_a_logged_traceback(repo_dir, monkeypatch, caplog):
+    import service.servicer
+
+    def broken(result):
+        raise KeyError("secret internals")
+
+    monkeypatch.setattr(service.servicer, "infer_response_to_pb", broken)
+
+    async def body():
+        async with serving(repo_dir, ["twoheads"]) as (stub, _, _c):
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await stub.ModelInfer(infer_request("twoheads", {"x": np.zeros((1, 4), np.float32)}))
+            assert info.value.code() == grpc.StatusCode.INTERNAL
+            assert "secret" not in info.value.details() and "KeyError" not in info.value.details()
+            assert (await stub.ServerLive(pb.ServerLiveRequest())).live
+
+    with caplog.at_level("ERROR", logger="netspec.serve"):
+        run(body())
+    assert any(r.exc_info and "secret internals" in str(r.exc_info[1]) for r in caplog.records)
+
+
+def test_a_loader_bug_is_an_internal_failure_without_its_type_or_message(tmp_path, caplog):
+    root = tmp_path / "models"
+    write_model(root, "buggy", "buggy")
+
+    async def body():
+        async with serving(root) as (stub, _, _c):
+            index = await stub.RepositoryIndex(pb.RepositoryIndexRequest())
+            (row,) = index.models
+            assert row.state == "UNAVAILABLE" and row.reason.startswith("internal error while loading")
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await stub.ModelInfer(infer_request("buggy", {"x": np.zeros((1, 4), np.float32)}))
+            assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+            assert "ValueError" not in info.value.details() and "secret" not in info.value.details()
+
+    with caplog.at_level("ERROR", logger="netspec.serve"):
+        run(body())
+    assert any(r.exc_info and "secret internals" in str(r.exc_info[1]) for r in caplog.records)
 
 
 def test_concurrent_requests_batch_and_match_single_runs(repo_dir):
@@ -421,3 +458,66 @@ def test_reflection_lists_the_services(repo_dir):
             assert answers[1].file_descriptor_response.file_descriptor_proto
 
     run(body())
+
+
+def test_a_response_past_the_message_limit_is_resource_exhausted(tmp_path):
+    from dataclasses import replace
+
+    from service_fakes import Info, fake_model
+
+    class Widen(torch.nn.Module):
+        def forward(self, x):  # [N, 2] -> [N, 200]: the response outgrows the request
+            return x.repeat(1, 100)
+
+    root = tmp_path / "models"
+    write_model(root, "widen", "widen", max_batch_size=64)
+
+    def loader(version_dir, precision):
+        return fake_model("widen", Widen(), {"x": Info(("N", 2))}, {"y": Info(("N", 200))})
+
+    async def body():
+        repository = Repository(root, device=torch.device("cpu"), loader=loader)
+        await repository.load_all()
+        server, port = create_server(repository, replace(TEST_OPTIONS, max_message_bytes=4096),
+                                     readiness=ready(repository))
+        await server.start()
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+                stub = pb_grpc.GRPCInferenceServiceStub(channel)
+                await stub.ModelInfer(infer_request("widen", {"x": np.zeros((4, 2), np.float32)}))  # 3,200 bytes out
+                with pytest.raises(grpc.aio.AioRpcError) as info:
+                    await stub.ModelInfer(infer_request("widen", {"x": np.zeros((8, 2), np.float32)}))
+                assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+                assert info.value.details().startswith("the response would hold 6,400 bytes of outputs, more than "
+                                                       "this server sends in one message (4,096, --max-message-bytes)")
+        finally:
+            await server.stop(None)
+            await repository.close()
+
+    run(body())
+
+
+def test_large_typed_contents_are_decoded_off_the_event_loop(repo_dir, monkeypatch):
+    from service.inference import Inference
+
+    threads = []
+    decode = Inference._decode
+
+    def recording(runtime, request):
+        threads.append(threading.current_thread() is threading.main_thread())
+        return decode(runtime, request)
+
+    monkeypatch.setattr(Inference, "_decode", staticmethod(recording))
+    rows = 40_000  # 160,000 typed values: about 1.3 MB on the wire
+
+    async def body():
+        async with serving(repo_dir, ["int64"]) as (stub, _, _c):
+            for n in (3, rows):
+                typed = pb.ModelInferRequest(model_name="int64")
+                t = typed.inputs.add(name="ids", datatype="INT64", shape=[4, n])
+                t.contents.int64_contents.extend(range(4 * n))
+                out = output_arrays(await stub.ModelInfer(typed))["doubled"]
+                assert out[-1, -1] == 2 * (4 * n - 1)
+
+    run(body())
+    assert threads == [True, False]  # the small one on the loop, the large one in a worker thread

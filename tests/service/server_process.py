@@ -1,0 +1,88 @@
+"""`netspec serve` in a process of its own, as a user starts it, for the tests
+that must see the server as clients do: over a real socket, with its exit
+code, its log and its signals.
+
+(tests/ is not a package: this module is imported by its unique name, which
+pytest's default import mode puts on sys.path.)
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+ENV = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+STARTUP_TIMEOUT_S = 120
+
+
+def netspec(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    """The `netspec` command line in a process of its own."""
+    return subprocess.run([sys.executable, "-m", "compiler.cli", *map(str, args)], cwd=ROOT, env=ENV,
+                          capture_output=True, text=True, **kwargs)
+
+
+@functools.cache
+def hostile():
+    """bench/hostile.py as a module: the tests share its specs and its fuzzer."""
+    spec = importlib.util.spec_from_file_location("hostile", ROOT / "bench" / "hostile.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def write_spec_model(repository: Path, spec_text: str, name: str | None = None, **config) -> Path:
+    """Compile spec text in this process and store it as `netspec compile` does."""
+    from compiler.api import compile_text
+    from compiler.tools.artifact import write_version
+
+    model = compile_text(spec_text)
+    return write_version(model, repository, name or model.name, **config)
+
+
+class Server:
+    """`netspec serve` on a free port; `url` comes from its ready line."""
+
+    def __init__(self, repository: Path, *args: str, expect_ready: bool = True):
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "compiler.cli", "serve", "--repository", str(repository), "--port", "0",
+             "--device", "cpu", *map(str, args)],
+            cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        self.lines: queue.Queue = queue.Queue()
+        threading.Thread(target=lambda: [self.lines.put(line) for line in self.process.stdout], daemon=True).start()
+        self.stderr: list[str] = []
+        threading.Thread(target=lambda: self.stderr.extend(self.process.stderr), daemon=True).start()
+        self.url = None
+        self.started = time.monotonic()
+        if expect_ready:
+            self.wait_ready()
+
+    def wait_ready(self, timeout: float = STARTUP_TIMEOUT_S) -> str:
+        deadline = time.monotonic() + timeout
+        while self.url is None:
+            try:
+                line = self.lines.get(timeout=max(0.1, deadline - time.monotonic()))
+            except queue.Empty:
+                self.stop(signal.SIGKILL)
+                raise RuntimeError(f"server did not start in {timeout} s:\n{self.log()}") from None
+            if "ready on" in line:
+                self.url = line.strip().rsplit(" ", 1)[1]
+        return self.url
+
+    def log(self) -> str:
+        time.sleep(0.1)  # the reader thread may be a line behind
+        return "".join(self.stderr)
+
+    def stop(self, sig=signal.SIGTERM, timeout: float = 60) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        return self.process.wait(timeout=timeout)
