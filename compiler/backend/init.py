@@ -13,6 +13,8 @@ import torch
 from torch import nn
 from torch.nn import init
 
+from .runtime import LearnedTensor
+
 
 def _uniform_fan_in(m: nn.Module, g: torch.Generator) -> None:
     """Conv and Linear: kaiming_uniform_(a=sqrt(5)), the bias uniform in
@@ -35,8 +37,25 @@ def _embedding(m: nn.Embedding, g: torch.Generator) -> None:
     m._fill_padding_idx_with_zero()
 
 
+def _attention(m: nn.MultiheadAttention, g: torch.Generator) -> None:
+    """The constructor's out_proj (a Linear) draws first, then
+    _reset_parameters: xavier_uniform_ on the packed input projection, zero
+    biases (torch.nn.MultiheadAttention)."""
+    _uniform_fan_in(m.out_proj, g)
+    init.xavier_uniform_(m.in_proj_weight, generator=g)
+    if m.in_proj_bias is not None:
+        init.constant_(m.in_proj_bias, 0.0)
+        init.constant_(m.out_proj.bias, 0.0)
+
+
+def _learned(m: nn.Module, g: torch.Generator) -> None:
+    m.reset_parameters(generator=g)
+
+
 _INITIALISERS = [
-    ((nn.Conv2d, nn.Linear), _uniform_fan_in),
+    ((nn.Conv1d, nn.Conv2d, nn.ConvTranspose2d, nn.Linear), _uniform_fan_in),
+    ((nn.MultiheadAttention,), _attention),
+    ((LearnedTensor,), _learned),
     ((nn.RNNBase,), _recurrent),
     ((nn.Embedding,), _embedding),
 ]

@@ -8,6 +8,7 @@ import inspect
 import textwrap
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -87,6 +88,96 @@ class StochasticDepth(nn.Module):
         return f"p={self.p}, mode={self.mode!r}"
 
 
+class LayerNorm2d(nn.LayerNorm):
+    """Layer norm over the channels of [N, C, H, W], as torchvision's ConvNeXt
+    writes it: its weights are nn.LayerNorm's."""
+
+    def forward(self, x):
+        x = x.permute(0, 2, 3, 1)
+        x = F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+        return x.permute(0, 3, 1, 2)
+
+
+class Reshape(nn.Module):
+    """x.reshape(shape): each item of `dims` is a size, or the index of the
+    input dim a symbolic size is (torch.reshape takes one -1; a shape with
+    two symbolic sizes needs this)."""
+
+    def __init__(self, dims: tuple):
+        super().__init__()
+        self.dims = list(dims)
+
+    def forward(self, x):
+        return x.reshape([d if isinstance(d, int) else x.shape[d[1]] for d in self.dims])
+
+
+class Expand(nn.Module):
+    """x.expand(shape), where ('like', i) stands for dim i of the second input
+    (a class token repeated for each sample of the batch)."""
+
+    def __init__(self, dims: tuple):
+        super().__init__()
+        self.dims = list(dims)
+
+    def forward(self, x, like):
+        return x.expand([d if isinstance(d, int) else like.shape[d[1]] for d in self.dims])
+
+
+class SelfAttention(nn.MultiheadAttention):
+    """nn.MultiheadAttention returning only its output (need_weights=False);
+    with one input it is self-attention, and `causal` masks the future. Its
+    state dict is nn.MultiheadAttention's, key for key."""
+
+    def __init__(self, embed_dim: int, num_heads: int, causal: bool = False, **kwargs):
+        super().__init__(embed_dim, num_heads, **kwargs)
+        self.causal = causal
+
+    def forward(self, query, key=None, value=None):
+        key = query if key is None else key
+        value = key if value is None else value
+        mask = None
+        if self.causal:
+            mask = torch.ones(query.shape[1], key.shape[1], dtype=torch.bool, device=query.device).triu(1)
+        return super().forward(query, key, value, need_weights=False, attn_mask=mask, is_causal=self.causal)[0]
+
+
+class Attention(nn.Module):
+    """F.scaled_dot_product_attention with dropout on its weights while
+    training only (the functional form would drop in eval mode too)."""
+
+    def __init__(self, dropout: float, is_causal: bool = False, scale: float | None = None):
+        super().__init__()
+        self.dropout, self.is_causal, self.scale = dropout, is_causal, scale
+
+    def forward(self, q, k, v, mask=None):
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=self.is_causal, scale=self.scale,
+                                              dropout_p=self.dropout if self.training else 0.0)
+
+
+class LearnedTensor(nn.Module):
+    """A learned tensor read by other nodes (a class token, a position
+    embedding, a layer scale); forward takes no input."""
+
+    def __init__(self, shape: tuple, init: str = "zeros", std: float = 0.02, value: float = 0.0, device=None):
+        super().__init__()
+        self.init, self.std, self.value = init, std, value
+        self.weight = nn.Parameter(torch.empty(shape, device=device))
+        if self.weight.device.type != "meta":
+            self.reset_parameters()
+
+    def reset_parameters(self, generator: torch.Generator | None = None):
+        with torch.no_grad():
+            if self.init == "normal":
+                self.weight.normal_(0.0, self.std, generator=generator)
+            elif self.init == "trunc_normal":
+                nn.init.trunc_normal_(self.weight, std=self.std, a=-2 * self.std, b=2 * self.std, generator=generator)
+            else:
+                self.weight.fill_({"zeros": 0.0, "ones": 1.0}.get(self.init, self.value))
+
+    def forward(self):
+        return self.weight
+
+
 def _packed(base: type[nn.Module]) -> type[nn.Module]:
     """torch.nn's module taking the lengths of padded sequences as a second
     input: it runs on a packed sequence (each sequence to its own end, the
@@ -112,8 +203,10 @@ def _packed_source(base: str) -> str:
     return f"class Packed{base}(nn.{base}):\n" + textwrap.indent(textwrap.dedent(body.strip("\n")), "    ") + "\n"
 
 
-RUNTIME: dict[str, type[nn.Module]] = {"Scan": Scan, "StochasticDepth": StochasticDepth}
-_SOURCES = {"Scan": lambda: inspect.getsource(Scan), "StochasticDepth": lambda: inspect.getsource(StochasticDepth)}
+RUNTIME: dict[str, type[nn.Module]] = {
+    cls.__name__: cls for cls in (Scan, StochasticDepth, LayerNorm2d, Reshape, Expand, SelfAttention, Attention,
+                                  LearnedTensor)}
+_SOURCES = {name: (lambda c=cls: inspect.getsource(c)) for name, cls in RUNTIME.items()}
 for _base in (nn.RNN, nn.LSTM, nn.GRU):
     RUNTIME[f"Packed{_base.__name__}"] = _packed(_base)
     _SOURCES[f"Packed{_base.__name__}"] = lambda b=_base.__name__: _packed_source(b)

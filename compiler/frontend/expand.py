@@ -168,12 +168,12 @@ class Expander:
 
         explicit = self.input_refs(body, scope)
         if count is None:
-            sym, out = self._expand_one(local, body, loc, scope, explicit or [prev], {}, None)
+            sym, out = self._expand_one(local, body, loc, scope, explicit if explicit is not None else [prev], {}, None)
             scope.symbols[local] = sym
             return out if out is not None else prev
 
         reps: list[Any] = []
-        chain_in = explicit or [prev]
+        chain_in = explicit if explicit is not None else [prev]
         last_out = None
         for r in range(count):
             extra = {"i": r, **({"item": items[r]} if items is not None else {})}

@@ -1,6 +1,8 @@
 """Elementwise activations and softmax: no parameters, shape unchanged."""
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from ..errors import RuleError
@@ -43,7 +45,9 @@ Relu6 = _activation("relu6", "F.relu6", "min(max(x, 0), 6)", _inplace("F.relu6")
 Silu = _activation("silu", "F.silu", "x * sigmoid(x) (swish)", _inplace("F.silu"))
 Hardswish = _activation("hardswish", "F.hardswish", "x * relu6(x + 3) / 6", _inplace("F.hardswish"))
 Hardsigmoid = _activation("hardsigmoid", "F.hardsigmoid", "relu6(x + 3) / 6", _inplace("F.hardsigmoid"))
-Gelu = _activation("gelu", "F.gelu", "x * Phi(x), exact form")
+Erf = _activation("erf", "torch.erf", "the error function")
+Softplus = _activation("softplus", "F.softplus", "log(1 + exp(x))")
+Mish = _activation("mish", "F.mish", "x * tanh(softplus(x))", _inplace("F.mish"))
 OneMinus = _activation("one_minus", "torch.rsub", "1 - x (the GRU's complement of the update gate)", args=(1,))
 
 
@@ -85,3 +89,20 @@ class Softmax(Op):
 
     def lower(self, p, inputs, out):
         return FunctionCall("torch.softmax", (p.dim,))
+
+
+class GeluParams(Params):
+    approximate: Literal["none", "tanh"] = Field("none", description="the exact form, or the tanh approximation (GPT-2)")
+
+
+@register
+class Gelu(Op):
+    name = "gelu"
+    Params = GeluParams
+    doc = "x * Phi(x): exact, or with approximate: tanh."
+
+    def infer(self, p, inputs):
+        return inputs[0]
+
+    def lower(self, p, inputs, out):
+        return FunctionCall("F.gelu", (), {} if p.approximate == "none" else {"approximate": "tanh"})

@@ -1,31 +1,15 @@
-"""Ops that join several inputs: elementwise sum, product and concatenation."""
+"""Ops that join several inputs: elementwise arithmetic with broadcasting,
+matrix products and concatenation."""
 from __future__ import annotations
+
+from typing import ClassVar
 
 from pydantic import Field
 
 from ..errors import RuleError
 from ..ir import Shape, TensorInfo
 from .base import FunctionCall, Op, Params, register
-
-
-@register
-class Add(Op):
-    name = "add"
-    arity = (2, None)
-    doc = "Elementwise sum of inputs of one shape (a residual link)."
-    fresh_output = True
-
-    def infer(self, p, inputs):
-        first = inputs[0]
-        for other in inputs[1:]:
-            if other.shape != first.shape:
-                raise RuleError("input shapes differ",
-                                hint="a residual link needs equal shapes: project the shortcut "
-                                     "(a 1x1 convolution with the same stride) where they change")
-        return first
-
-    def lower(self, p, inputs, out):
-        return FunctionCall("operator.add", fold=True)
+from .rules import known, per_sample
 
 
 def broadcast(a: Shape, b: Shape) -> Shape:
@@ -41,17 +25,20 @@ def broadcast(a: Shape, b: Shape) -> Shape:
         elif x == 1:
             out.append(y)
         else:
-            raise RuleError(f"inputs do not broadcast: dimension {i - rank} (from the end) is {x} vs {y}",
-                            hint="each dimension must be equal, or 1 in one of the inputs; "
-                                 "a channel gate needs [N, C, 1, 1] (global_avg_pool with keepdim: true)")
+            raise RuleError(f"input shapes differ and do not broadcast: dimension {i - rank} "
+                            f"(from the end) is {x} vs {y}",
+                            hint="each dimension must be equal, or 1 in one of the inputs; a residual link "
+                                 "whose shapes change must project the shortcut (a 1x1 convolution with the same "
+                                 "stride); a channel gate needs [N, C, 1, 1] (global_avg_pool with keepdim: true)")
     return tuple(out)
 
 
-@register
-class Mul(Op):
-    name = "mul"
+class _Elementwise(Op):
+    """A binary torch operator chained over 2+ inputs, with torch's
+    broadcasting on symbolic shapes."""
+
     arity = (2, None)
-    doc = "Elementwise product of 2+ inputs, broadcasting ([N, C, H, W] * [N, C, 1, 1])."
+    fn: ClassVar[str]
 
     def infer(self, p, inputs):
         shape = inputs[0].shape
@@ -59,11 +46,94 @@ class Mul(Op):
             shape = broadcast(shape, other.shape)
         return TensorInfo(shape, inputs[0].dtype)
 
-    # A product is one multiply per element and no add: it counts no
-    # multiply-adds, as torch's flop counter and the papers' tables count.
+    # An elementwise op is one multiply or add per element, not a
+    # multiply-add: it counts none, as torch's flop counter and the papers do.
 
     def lower(self, p, inputs, out):
-        return FunctionCall("operator.mul", fold=True)
+        return FunctionCall(self.fn, fold=True)
+
+
+@register
+class Add(_Elementwise):
+    name = "add"
+    fn = "operator.add"
+    doc = "Elementwise sum of 2+ inputs, broadcasting (a residual link; x + a position embedding)."
+    fresh_output = True
+
+
+@register
+class Sub(_Elementwise):
+    name = "sub"
+    fn = "operator.sub"
+    arity = 2
+    doc = "a - b, broadcasting."
+    fresh_output = True
+
+
+@register
+class Mul(_Elementwise):
+    name = "mul"
+    fn = "operator.mul"
+    doc = "Elementwise product of 2+ inputs, broadcasting ([N, C, H, W] * [N, C, 1, 1])."
+
+
+@register
+class Div(_Elementwise):
+    name = "div"
+    fn = "operator.truediv"
+    arity = 2
+    doc = "a / b, broadcasting."
+    fresh_output = True
+
+
+class ScaleParams(Params):
+    factor: float = Field(description="the number every element is multiplied by")
+
+
+@register
+class Scale(Op):
+    name = "scale"
+    Params = ScaleParams
+    doc = "x * factor, a constant (attention's 1/sqrt(d): factor: 0.125)."
+    fresh_output = True
+
+    def infer(self, p, inputs):
+        return inputs[0]
+
+    def lower(self, p, inputs, out):
+        return FunctionCall("operator.mul", (p.factor,))
+
+    def label(self, p):
+        return f"scale {p.factor:g}"
+
+
+def matmul_shape(a: TensorInfo, b: TensorInfo) -> Shape:
+    """torch.matmul's rule for inputs of rank 2 or more: the batch dims
+    broadcast, a's last dim meets b's second to last."""
+    if len(a.shape) < 2 or len(b.shape) < 2:
+        raise RuleError(f"expects inputs of rank 2 or more, got {a} and {b}")
+    if a.shape[-1] != b.shape[-2]:
+        raise RuleError(f"inner dimensions differ: {a} @ {b} multiplies {a.shape[-1]} by {b.shape[-2]}",
+                        hint="a's last dimension must equal b's second to last: "
+                             "transpose one input (keys: transpose dims -2, -1)")
+    return (*broadcast(a.shape[:-2], b.shape[:-2]), a.shape[-2], b.shape[-1])
+
+
+@register
+class Matmul(Op):
+    name = "matmul"
+    arity = 2
+    doc = "Batched matrix product a @ b: [..., n, k] @ [..., k, m] -> [..., n, m]."
+    fresh_output = True
+
+    def infer(self, p, inputs):
+        return TensorInfo(matmul_shape(*inputs), inputs[0].dtype)
+
+    def count_macs(self, p, inputs, out):
+        return per_sample(out.shape) * known(inputs[0].shape[-1], "the inner dimension")
+
+    def lower(self, p, inputs, out):
+        return FunctionCall("torch.matmul")
 
 
 class ConcatParams(Params):

@@ -1,5 +1,7 @@
-"""Normalisation and dropout."""
+"""Normalisation (batch, layer, group, local response) and dropout."""
 from __future__ import annotations
+
+import math
 
 from pydantic import Field
 
@@ -38,6 +40,112 @@ class BatchNorm2d(Op):
         if not p.affine:
             kwargs["affine"] = False
         return ModuleCall("nn.BatchNorm2d", (inputs[0].shape[1],), kwargs)
+
+
+@register
+class BatchNorm1d(BatchNorm2d):
+    name = "batchnorm1d"
+    doc = "Batch normalisation over [N, C] or [N, C, L]; num_features is inferred."
+
+    def infer(self, p, inputs):
+        if len(inputs[0].shape) not in (2, 3):
+            raise RuleError(f"expects [N, C] or [N, C, L], got {inputs[0]}")
+        known(inputs[0].shape[1], "the channel count")
+        return inputs[0]
+
+    def lower(self, p, inputs, out):
+        call = super().lower(p, inputs, out)
+        return ModuleCall("nn.BatchNorm1d", call.args, call.kwargs)
+
+
+class LayerNormParams(Params):
+    dims: int = Field(1, description="normalise over the last `dims` dimensions (ViT: 1)")
+    channels_first: bool = Field(
+        False, description="normalise over dim 1 of [N, C, H, W] instead (ConvNeXt's downsampling)")
+    eps: float = Field(1e-5, description="added to the variance before its square root")
+    affine: bool = Field(True, description="learn a scale and a shift per element of the normalised shape")
+    bias: bool = Field(True, description="learn the shift (with affine)")
+
+
+@register
+class LayerNorm(Op):
+    name = "layer_norm"
+    Params = LayerNormParams
+    doc = "Layer normalisation over the last `dims` dims, or over channels (channels_first: true)."
+    fresh_output = True
+
+    def _normalized(self, p, x) -> tuple:
+        if p.channels_first:
+            expect_rank(x, 4, "[N, C, H, W] (channels_first)")
+            return (known(x.shape[1], "the channel count"),)
+        if not 1 <= p.dims < len(x.shape):
+            raise RuleError(f"dims must be in 1..{len(x.shape) - 1} for input {x}, got {p.dims}",
+                            hint="dims counts the trailing dimensions normalised together")
+        return tuple(known(d, "a normalised dimension") for d in x.shape[-p.dims:])
+
+    def infer(self, p, inputs):
+        self._normalized(p, inputs[0])
+        return inputs[0]
+
+    def count_params(self, p, inputs, out):
+        if not p.affine:
+            return 0
+        return (2 if p.bias else 1) * math.prod(self._normalized(p, inputs[0]))
+
+    def count_weights(self, p, inputs, out):
+        return math.prod(self._normalized(p, inputs[0])) if p.affine else 0
+
+    def lower(self, p, inputs, out):
+        shape = self._normalized(p, inputs[0])
+        kwargs = {}
+        if p.eps != 1e-5:
+            kwargs["eps"] = p.eps
+        if not p.affine:
+            kwargs["elementwise_affine"] = False
+        if not p.bias:
+            kwargs["bias"] = False
+        # nn.LayerNorm normalises the trailing dims; the channels-first form
+        # is the runtime's LayerNorm2d, whose weights keep nn.LayerNorm's names.
+        return ModuleCall("LayerNorm2d" if p.channels_first else "nn.LayerNorm",
+                          (shape[0] if len(shape) == 1 else list(shape),), kwargs)
+
+    def label(self, p):
+        return "layer_norm (channels)" if p.channels_first else self.name
+
+
+class GroupNormParams(Params):
+    groups: int = Field(description="groups the channels are split into (1: over all of C, H, W)")
+    eps: float = Field(1e-5, description="added to the variance before its square root")
+    affine: bool = Field(True, description="learn a scale and a shift per channel")
+
+
+@register
+class GroupNorm(Op):
+    name = "group_norm"
+    Params = GroupNormParams
+    doc = "Group normalisation of [N, C, ...] over groups of channels; num_channels is inferred."
+    fresh_output = True
+
+    def infer(self, p, inputs):
+        (x,) = inputs
+        if len(x.shape) < 2:
+            raise RuleError(f"expects [N, C, ...], got {x}")
+        c = known(x.shape[1], "the channel count")
+        if p.groups < 1 or c % p.groups:
+            raise RuleError(f"groups={p.groups} must divide the channels ({c}) of input {x}")
+        return x
+
+    def count_params(self, p, inputs, out):
+        return 2 * inputs[0].shape[1] if p.affine else 0
+
+    def count_weights(self, p, inputs, out):
+        return inputs[0].shape[1] if p.affine else 0
+
+    def lower(self, p, inputs, out):
+        kwargs = {} if p.eps == 1e-5 else {"eps": p.eps}
+        if not p.affine:
+            kwargs["affine"] = False
+        return ModuleCall("nn.GroupNorm", (p.groups, inputs[0].shape[1]), kwargs)
 
 
 class LRNParams(Params):

@@ -47,7 +47,8 @@ def _arity(node: Node, op: Op, errors: Collector) -> None:
         want = f"{lo}" if lo == hi else f"at least {lo}" if hi is None else f"{lo} to {hi}"
         errors.error(f"'{node.op}' takes {want} input(s), got {n}", loc=node.loc, node=node.name,
                      op=node.op, trace=node.trace,
-                     hint="list the inputs under 'in:'" if n < lo else "remove the extra inputs")
+                     hint="list the inputs under 'in:'" if n < lo else
+                     "write 'in: []': it reads no node" if hi == 0 else "remove the extra inputs")
 
 
 def _params(node: Node, op: Op, errors: Collector) -> None:
