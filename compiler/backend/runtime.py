@@ -99,9 +99,9 @@ class LayerNorm2d(nn.LayerNorm):
 
 
 class Reshape(nn.Module):
-    """x.reshape(shape): each item of `dims` is a size, or the index of the
-    input dim a symbolic size is (torch.reshape takes one -1; a shape with
-    two symbolic sizes needs this)."""
+    """x.reshape(shape): each item of `dims` is a size, or ('dim', i) for a
+    symbolic size that is dim i of the input (torch.reshape takes one -1; a
+    shape with two symbolic sizes needs this)."""
 
     def __init__(self, dims: tuple):
         super().__init__()

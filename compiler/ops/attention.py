@@ -8,7 +8,7 @@ from ..errors import RuleError
 from ..ir import TensorInfo
 from .base import FunctionCall, ModuleCall, Op, Params, register
 from .merge import broadcast
-from .rules import expect_rank, known
+from .rules import expect_rank, known, per_sample
 
 
 class SDPAParams(Params):
@@ -47,7 +47,7 @@ class ScaledDotProductAttention(Op):
         rows = out.shape[:-1]  # q k^T: rows x S x E, then weights v: rows x S x Ev
         s = known(k.shape[-2], "the key length")
         per_row = s * (known(q.shape[-1], "the head width") + known(v.shape[-1], "the value width"))
-        return _per_sample(rows) * per_row
+        return per_sample(rows) * per_row
 
     def lower(self, p, inputs, out):
         kwargs = {}
@@ -61,15 +61,6 @@ class ScaledDotProductAttention(Op):
 
     def label(self, p):
         return "attention (causal)" if p.causal else "attention"
-
-
-def _per_sample(dims) -> int:
-    """The product of dims, a symbolic batch excluded (a symbolic T counts 1)."""
-    dims = dims[1:] if dims and isinstance(dims[0], str) else dims
-    out = 1
-    for d in dims:
-        out *= d if isinstance(d, int) else 1
-    return out
 
 
 class MHAParams(Params):

@@ -63,7 +63,7 @@ class Reshape(Op):
         symbols = _symbols(out.shape)
         if len(symbols) > 1:
             # torch.reshape takes one -1: two symbolic sizes go through the runtime.
-            return ModuleCall("Reshape", (tuple(d if isinstance(d, int) else inputs[0].shape.index(d)
+            return ModuleCall("Reshape", (tuple(d if isinstance(d, int) else ("dim", inputs[0].shape.index(d))
                                                 for d in out.shape),))
         return FunctionCall("torch.reshape", (tuple(-1 if isinstance(d, str) else d for d in out.shape),))
 
@@ -161,6 +161,9 @@ class Expand(Op):
         like = inputs[1] if len(inputs) == 2 else None
         if len(p.shape) != len(x.shape):
             raise RuleError(f"shape {format_shape(p.shape)} must have the rank of input {x}")
+        if like is not None and not any(isinstance(d, str) for d in p.shape):
+            raise RuleError("a second input is read for symbolic sizes only, and shape has none",
+                            hint="write the symbol (shape: [N, -1, -1]), or drop the second input")
         out: list[Dim] = []
         for have, want in zip(x.shape, p.shape):
             if want == -1:

@@ -16,7 +16,7 @@ class ParameterParams(Params):
     shape: list[int] = Field(description="its shape, sizes only: [1, 1, 768] (broadcast over the batch)")
     init: Literal["zeros", "ones", "normal", "trunc_normal", "constant"] = Field(
         "zeros", description="its initial values")
-    std: float = Field(0.02, description="standard deviation of normal and trunc_normal (cut at +-2)")
+    std: float = Field(0.02, description="standard deviation of normal and trunc_normal (cut at two of them)")
     value: float = Field(0.0, description="the value of init: constant (layer scale: 1e-6)")
 
 
