@@ -43,7 +43,8 @@ def test_one_module_serves_every_length():
 
 
 @pytest.mark.parametrize("text, message", [
-    ("{op: reshape, shape: [N, 5, -1], in: x}", "do not divide by 5"),
+    ("{op: reshape, shape: [N, T, 3, 3], in: x}", "cannot reshape input [N, T, 8] (8 elements"),
+    ("{op: reshape, shape: [N, T, 3, -1], in: x}", "a -1 beside two symbolic dims"),
     ("{op: reshape, shape: [N, 16], in: x}", "symbolic dims of shape [N, 16] must be those of input"),
     ("{op: multi_head_attention, heads: 3, in: x}", "heads=3 must divide the width 8"),
     ("{op: expand, shape: [-1, 2, -1], in: [x, x]}", "symbolic sizes only"),

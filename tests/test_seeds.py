@@ -17,6 +17,7 @@ nodes:
   flat: {op: flatten}
   fc: {op: linear, out_features: 6}
   embed: {op: embedding, num_embeddings: 10, embedding_dim: 8, in: tokens}
+  attn: {op: multi_head_attention, heads: 2}
   lstm: {op: lstm, hidden_size: 6}
   last: {op: last_step}
   join: {op: add, in: [fc, last]}
@@ -29,7 +30,8 @@ def torch_default(seed: int) -> dict[str, torch.Tensor]:
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         layers = {"conv": nn.Conv2d(3, 4, 3), "bn": nn.BatchNorm2d(4), "fc": nn.Linear(144, 6),
-                  "embed": nn.Embedding(10, 8), "lstm": nn.LSTM(8, 6, batch_first=True)}
+                  "embed": nn.Embedding(10, 8),
+                  "attn": nn.MultiheadAttention(8, 2, batch_first=True), "lstm": nn.LSTM(8, 6, batch_first=True)}
     return {f"{name}.{k}": v for name, layer in layers.items() for k, v in layer.state_dict().items()}
 
 
