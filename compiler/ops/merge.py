@@ -113,7 +113,7 @@ def matmul_shape(a: TensorInfo, b: TensorInfo) -> Shape:
     if len(a.shape) < 2 or len(b.shape) < 2:
         raise RuleError(f"expects inputs of rank 2 or more, got {a} and {b}")
     if a.shape[-1] != b.shape[-2]:
-        raise RuleError(f"inner dimensions differ: {a} @ {b} multiplies {a.shape[-1]} by {b.shape[-2]}",
+        raise RuleError(f"inner dimensions differ: a's last is {a.shape[-1]}, b's second to last {b.shape[-2]}",
                         hint="a's last dimension must equal b's second to last: "
                              "transpose one input (keys: transpose dims -2, -1)")
     return (*broadcast(a.shape[:-2], b.shape[:-2]), a.shape[-2], b.shape[-1])
