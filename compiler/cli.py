@@ -105,7 +105,9 @@ def _parser(plugins: bool = True) -> tuple[argparse.ArgumentParser, list[str]]:
     p.add_argument("--no-dynamic-batching", dest="dynamic_batching", action="store_false")
     p.add_argument("--max-queue-delay-us", type=int, default=0,
                    help="how long a request may wait for others to join its batch (default 0: never held)")
-    p.add_argument("--quiet", action="store_true", help="do not print the summaries")
+    shown = p.add_mutually_exclusive_group()
+    shown.add_argument("--verbose", action="store_true", help="print each model's per-layer summary too")
+    shown.add_argument("--quiet", action="store_true", help="print nothing but warnings and errors")
 
     p = command("verify", "Compare a spec with a reference implementation on the same weights.", cmd_verify)
     p.add_argument("spec", type=Path)
@@ -233,10 +235,17 @@ def cmd_compile(args) -> int:
         _print_warnings(graph)
         name = args.name or graph.name
         folder = write_version(build(graph, args.seed), repo, name, args.version, args.weights, **config)
-        if not args.quiet:
+        if args.verbose:
             print(summary_text(graph))
-        print(f"wrote {folder}/ and {repo / name / 'config.pbtxt'}")
+        if not args.quiet:  # one line a model: a folder of specs stays readable before a server starts
+            print(f"wrote {folder}/ and {repo / name / 'config.pbtxt'} ({_size(graph)})")
     return 0
+
+
+def _size(graph) -> str:
+    from .tools.report import human, summary_dict
+    totals = summary_dict(graph)
+    return f"{human(totals['total_params'])} parameters, {human(totals['total_macs'])} multiply-adds per sample"
 
 
 def cmd_verify(args) -> int:
