@@ -5,6 +5,9 @@
 #   . .ci/perf_analyzer.sh     # sourced: also exports LD_LIBRARY_PATH
 #   .ci/perf_analyzer.sh       # run: installs, and prints the export line to use
 #
+# Inside a virtual environment it also adds the export to the environment's
+# activate script, so `. .venv/bin/activate` is all perf_analyzer needs.
+#
 # perf_analyzer (pip package perf-analyzer) links against libb64 (Debian
 # libb64-0d) and libcudart (pip package nvidia-cuda-runtime-cu12), even when
 # it only talks gRPC to a CPU server.
@@ -25,6 +28,20 @@ case ":${LD_LIBRARY_PATH:-}:" in
     *":$cudart_dir:"*) ;;
     *) export LD_LIBRARY_PATH="$cudart_dir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" ;;
 esac
+
+# The README's perf_analyzer line runs as written in the activated
+# environment: its activate script sets the library path too (once).
+activate="${VIRTUAL_ENV:-}/bin/activate"
+if [ -n "${VIRTUAL_ENV:-}" ] && [ -f "$activate" ] && ! grep -q 'perf_analyzer needs libcudart' "$activate"; then
+    cat >> "$activate" <<EOF
+
+# perf_analyzer needs libcudart from the nvidia-cuda-runtime-cu12 package (written by .ci/perf_analyzer.sh)
+case ":\${LD_LIBRARY_PATH:-}:" in
+    *":$cudart_dir:"*) ;;
+    *) export LD_LIBRARY_PATH="$cudart_dir\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}" ;;
+esac
+EOF
+fi
 
 if ! perf_analyzer --version >/dev/null 2>&1; then
     echo "perf_analyzer is installed but does not run; LD_LIBRARY_PATH=$LD_LIBRARY_PATH" >&2

@@ -11,7 +11,6 @@ import argparse
 import json
 import sys
 import traceback
-from importlib.metadata import entry_points
 from pathlib import Path
 
 from .errors import InternalError, ResourceError, UserError
@@ -26,6 +25,12 @@ EXAMPLES = {
     "graph": "netspec graph specs/googlenet.yaml --variant paper --depth 1 -o googlenet.svg\n"
              "  netspec graph specs/resnet.yaml --variant 18 -o resnet18.png",
     "ops": "netspec ops",
+    "schema": "netspec schema -o specs/netspec.schema.json\n"
+              "  (a spec's first line '# yaml-language-server: $schema=netspec.schema.json' points VS Code's YAML\n"
+              "  extension at it)",
+    "lsp": "netspec lsp   (started by the editor: see docs/editor.md)",
+    "diff": "netspec diff specs/resnet.yaml specs/resnet.yaml --variant 50 --variant-b 101\n"
+            "  netspec diff old.yaml new.yaml --json",
     "export": "netspec export specs/lenet.yaml --format triton-python --repository triton-models/\n"
               "  netspec export specs/resnet.yaml --variant 18 --format onnx --repository triton-models/ --name resnet18\n"
               "  netspec export specs/lenet.yaml --format torchscript --repository triton-models/ --weights lenet.safetensors\n"
@@ -54,8 +59,9 @@ def output_names(text: str) -> list[str]:
 OUTPUTS_HELP = "keep only these outputs (comma-separated) and the layers they need, e.g. 'logits'"
 
 
-def _parser() -> tuple[argparse.ArgumentParser, list[str]]:
-    """The parser, and the problems met loading other packages' commands."""
+def _parser(plugins: bool = True) -> tuple[argparse.ArgumentParser, list[str]]:
+    """The parser, and the problems met loading other packages' commands
+    (not loaded when `plugins` is false)."""
     parser = argparse.ArgumentParser(
         prog="netspec", description="Compile declarative YAML network specs into PyTorch and serve them.",
         epilog="Run 'netspec COMMAND --help' for a command's options and an example.")
@@ -99,7 +105,9 @@ def _parser() -> tuple[argparse.ArgumentParser, list[str]]:
     p.add_argument("--no-dynamic-batching", dest="dynamic_batching", action="store_false")
     p.add_argument("--max-queue-delay-us", type=int, default=0,
                    help="how long a request may wait for others to join its batch (default 0: never held)")
-    p.add_argument("--quiet", action="store_true", help="do not print the summaries")
+    shown = p.add_mutually_exclusive_group()
+    shown.add_argument("--verbose", action="store_true", help="print each model's per-layer summary too")
+    shown.add_argument("--quiet", action="store_true", help="print nothing but warnings and errors")
 
     p = command("verify", "Compare a spec with a reference implementation on the same weights.", cmd_verify)
     p.add_argument("spec", type=Path)
@@ -151,8 +159,16 @@ def _parser() -> tuple[argparse.ArgumentParser, list[str]]:
 
     command("ops", "List the ops a spec can use.", cmd_ops)
 
+    p = command("schema", "Print the JSON Schema of the spec language (for editors).", cmd_schema,
+                "Print the JSON Schema (draft 2020-12) of the spec language, generated from the spec's models "
+                "and every op's parameters.")
+    p.add_argument("-o", "--output", type=Path, help="write it to this file instead")
+    p.add_argument("--check", action="store_true",
+                   help="with -o: exit 1 if the file differs from what would be written")
+
     problems = []
-    for plugin in entry_points(group=PLUGINS):
+    from importlib.metadata import entry_points
+    for plugin in entry_points(group=PLUGINS) if plugins else ():
         try:
             add_commands = plugin.load()
         except ImportError as e:  # said on every run, so a broken install never hides a command
@@ -219,10 +235,17 @@ def cmd_compile(args) -> int:
         _print_warnings(graph)
         name = args.name or graph.name
         folder = write_version(build(graph, args.seed), repo, name, args.version, args.weights, **config)
-        if not args.quiet:
+        if args.verbose:
             print(summary_text(graph))
-        print(f"wrote {folder}/ and {repo / name / 'config.pbtxt'}")
+        if not args.quiet:  # one line a model: a folder of specs stays readable before a server starts
+            print(f"wrote {folder}/ and {repo / name / 'config.pbtxt'} ({_size(graph)})")
     return 0
+
+
+def _size(graph) -> str:
+    from .tools.report import human, summary_dict
+    totals = summary_dict(graph)
+    return f"{human(totals['total_params'])} parameters, {human(totals['total_macs'])} multiply-adds per sample"
 
 
 def cmd_verify(args) -> int:
@@ -329,8 +352,40 @@ def cmd_ops(args) -> int:
     return 0
 
 
+def cmd_schema(args) -> int:
+    from .editor.json_schema import spec_schema
+    text = json.dumps(spec_schema(), indent=2) + "\n"
+    if args.output is None:
+        if args.check:
+            raise UsageError("--check needs -o FILE, the schema file to compare")
+        sys.stdout.write(text)
+        return 0
+    if args.check:
+        current = args.output.read_text() if args.output.is_file() else None
+        if current != text:
+            print(f"{args.output} is stale: run 'netspec schema -o {args.output}'", file=sys.stderr)
+            return 1
+        return 0
+    try:
+        args.output.write_text(text)
+    except OSError as e:
+        raise ResourceError(f"cannot write {args.output}: {e.strerror or e}") from None
+    print(f"wrote {args.output}")
+    return 0
+
+
+def _own_command(argv: list[str]) -> bool:
+    """Whether the command line names one of the compiler's own commands:
+    then other packages' commands are not looked up, since scanning the
+    installed packages' entry points and importing their command modules
+    costs more than a whole `netspec check`."""
+    words = [w for w in argv if not w.startswith("-")]
+    return bool(words) and words[0] in EXAMPLES
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser, problems = _parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser, problems = _parser(plugins=not _own_command(argv))
     for problem in problems:
         print(problem, file=sys.stderr)
     args = parser.parse_args(argv)
@@ -338,6 +393,9 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except UsageError as e:
         print(f"netspec {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except ResourceError as e:  # not in the spec: said like a bad command line, naming the command
+        print(f"netspec {args.command}: {e.format()}", file=sys.stderr)
         return 2
     except UserError as e:
         print(e.format(), file=sys.stderr)

@@ -33,6 +33,7 @@ INFER_EXAMPLE = """example:
 Without -o, each output's name, shape and first values are printed."""
 
 DEFAULTS = ServeOptions()
+PREVIEW = 8  # values of each output printed without -o
 
 
 def _on_off(text: str) -> bool:
@@ -46,7 +47,7 @@ def _on_off(text: str) -> bool:
 def add_commands(subparsers) -> None:
     serve = subparsers.add_parser(
         "serve",
-        help="serve a model repository over gRPC (KServe v2 / Triton protocol)",
+        help="Serve a model repository over gRPC (KServe v2 / Triton protocol).",
         description="Serve every model of a repository written by `netspec compile --repository`.",
         epilog=SERVE_EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -100,7 +101,7 @@ def add_commands(subparsers) -> None:
 
     infer = subparsers.add_parser(
         "infer",
-        help="send one inference request to a netspec (or Triton) server",
+        help="Send one inference request to a netspec (or Triton) server.",
         description="Run MODEL on inputs read from .npy files, through a gRPC server.",
         epilog=INFER_EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -278,6 +279,8 @@ def run_infer(args: argparse.Namespace) -> int:
         print(f"wrote {', '.join(arrays_out)} to {args.output}")
     else:
         for name, value in arrays_out.items():
-            preview = np.array2string(value.reshape(-1)[:8], precision=4, separator=", ")
+            preview = np.array2string(value.reshape(-1)[:PREVIEW], precision=4, separator=", ")
+            if value.size > PREVIEW:  # say that the values go on
+                preview = preview[:-1] + ", ...]"
             print(f"{name}: {value.dtype} {list(value.shape)} {preview}")
     return 0

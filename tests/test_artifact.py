@@ -7,6 +7,7 @@ outputs must equal the compiled module's.
 """
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -177,6 +178,19 @@ def test_no_pickle_anywhere(cli, tmp_path, all_ops_spec):
     for path in repo.rglob("*.safetensors"):
         with safe_open(str(path), "pt") as f:  # parses a header and raw tensors only
             assert list(f.keys())
+
+
+def test_every_file_written_has_the_umask_mode(cli, tmp_path):
+    # safetensors alone would make the weights 0600: unreadable to a server
+    # running as another user, while the spec beside them is readable.
+    repo = tmp_path / "repo"
+    old = os.umask(0o022)
+    try:
+        compile_into(cli, repo, SPECS / "lenet.yaml")
+    finally:
+        os.umask(old)
+    modes = {p.relative_to(repo).as_posix(): oct(p.stat().st_mode & 0o777) for p in repo.rglob("*") if p.is_file()}
+    assert set(modes.values()) == {"0o644"}, modes
 
 
 def test_config_pbtxt(cli, tmp_path, all_ops_spec):

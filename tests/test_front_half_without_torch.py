@@ -59,8 +59,20 @@ def test_analysis_and_report_without_torch():
 
 def test_check_summary_and_ops_commands_without_torch():
     for args in (["check", str(SPECS / "densenet.yaml")], ["summary", str(SPECS / "lenet.yaml"), "--json"],
-                 ["ops"]):
+                 ["ops"], ["schema"]):
         done = run(CLI, *args)
         assert done.returncode == 0, (args, done.stderr)
     done = run(CLI, "check", str(ROOT / "tests" / "golden" / "kernel_too_large.yaml"))
     assert done.returncode == 2 and "kernel 3x3 is larger" in done.stderr
+
+
+def test_check_and_summary_need_neither_networkx_nor_other_commands():
+    # What makes `check` answer at once: no networkx (the structural walks are
+    # plain Python) and no scan of installed packages for more commands.
+    refuse = BLOCKED.replace('("torch", "torchvision", "safetensors", "timm")',
+                             '("torch", "torchvision", "safetensors", "timm", "networkx", "service")')
+    assert refuse != BLOCKED
+    for args in (["check", str(SPECS / "resnet.yaml"), "--variant", "152"], ["summary", str(SPECS / "googlenet.yaml")]):
+        done = run(refuse + CLI[len(BLOCKED):], *args)
+        assert done.returncode == 0, (args, done.stderr)
+        assert "cannot be loaded" not in done.stderr  # the service's commands were not even looked up

@@ -29,7 +29,7 @@ class Located(BaseModel):
     """A model read from a located mapping; `loc`, `key_loc` and `value_loc`
     say where it and its entries were written."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, defer_build=True)
     _source: Map | None = PrivateAttr(default=None)
 
     @model_validator(mode="wrap")
@@ -78,7 +78,7 @@ class InputSpec(Located):
 class Args(Located):
     """Keys that are an op's parameters or a block's arguments."""
 
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    model_config = ConfigDict(extra="allow", populate_by_name=True, defer_build=True)
 
     @property
     def args(self) -> dict[str, Any]:

@@ -1,73 +1,162 @@
-"""The structural checks that need no shapes, on the graph as a networkx
-DAG: cycles (reported as the whole cycle), a topological order, and unused
-nodes and inputs (warnings).  Recurses into node bodies."""
+"""The structural checks that need no shapes: cycles (reported as the whole
+cycle), a topological order, and unused nodes and inputs (warnings).
+Recurses into node bodies.
+
+The graph is walked through each node's `inputs` in plain Python rather than
+built as a networkx DiGraph: importing networkx costs more than `netspec
+check` may take in all, and these four walks are short."""
 from __future__ import annotations
 
-import networkx as nx
+import heapq
 
 from ..errors import Collector, Diagnostic, SpecError
 from ..ir import Graph
 
 
-def build(graph: Graph) -> nx.DiGraph:
-    g = nx.DiGraph()
-    for name in graph.inputs:
-        g.add_node(name, kind="input")
+def successors(graph: Graph) -> dict[str, list[str]]:
+    """{name: the nodes reading it, in definition order} for inputs and nodes
+    (a name read but never defined gets an entry too, as an edge's end)."""
+    out: dict[str, list[str]] = {name: [] for name in [*graph.inputs, *graph.nodes]}
     for node in graph.nodes.values():
-        g.add_node(node.name, kind="op")
-        for i, src in enumerate(node.inputs):
-            g.add_edge(src, node.name, index=i)
-    return g
+        for src in node.inputs:
+            out.setdefault(src, []).append(node.name)
+    return out
 
 
-def check(graph: Graph, errors: Collector | None = None) -> nx.DiGraph:
+def ancestors(graph: Graph, target: str) -> set[str]:
+    """`target` and every name it depends on."""
+    seen, stack = {target}, [target]
+    while stack:
+        node = graph.nodes.get(stack.pop())
+        for src in node.inputs if node is not None else ():
+            if src not in seen:
+                seen.add(src)
+                stack.append(src)
+    return seen
+
+
+def check(graph: Graph, errors: Collector | None = None) -> None:
     """Raise SpecError for cycles (with `errors`, add them to it and return
     if there are any); put warnings on graph.warnings; reorder graph.nodes
     topologically (definition order breaks ties)."""
     found = errors if errors is not None else Collector()
-    g = build(graph)
-    _cycles(graph, g, found)
+    after = successors(graph)
+    _cycles(graph, after, found)
     for node in graph.nodes.values():
         if node.body is not None:
             check(node.body, found)
     if errors is None:
         found.raise_if_any()
     if found.errors:
-        return g
+        return
 
-    # Definition order is kept wherever the edges allow it.
-    position = {name: i for i, name in enumerate([*graph.inputs, *graph.nodes])}
-    order = list(nx.lexicographical_topological_sort(g, key=position.__getitem__))
-    graph.nodes = {name: graph.nodes[name] for name in order if name in graph.nodes}
+    graph.nodes = {name: graph.nodes[name] for name in _order(graph, after) if name in graph.nodes}
     warnings = Collector()
-    _unused(graph, g, warnings)
+    _unused(graph, warnings)
     graph.warnings.extend(warnings.warnings)
-    return g
 
 
-def _cycles(graph: Graph, g: nx.DiGraph, errors: Collector) -> None:
-    seen: set[frozenset] = set()
-    for component in nx.strongly_connected_components(g):
-        if len(component) == 1:
-            (only,) = component
-            if not g.has_edge(only, only):
-                continue
-        key = frozenset(component)
-        if key in seen:
+def _order(graph: Graph, after: dict[str, list[str]]) -> list[str]:
+    """A topological order of an acyclic graph that keeps definition order
+    wherever the edges allow it (Kahn's algorithm, the ready node defined
+    first taken first)."""
+    position = {name: i for i, name in enumerate(after)}
+    waiting = {name: 0 for name in after}
+    for name, readers in after.items():
+        for reader in readers:
+            waiting[reader] += 1
+    ready = [position[name] for name, n in waiting.items() if n == 0]
+    heapq.heapify(ready)
+    names, order = list(after), []
+    while ready:
+        name = names[heapq.heappop(ready)]
+        order.append(name)
+        for reader in after[name]:
+            waiting[reader] -= 1
+            if waiting[reader] == 0:
+                heapq.heappush(ready, position[reader])
+    return order
+
+
+def _components(after: dict[str, list[str]]) -> list[list[str]]:
+    """The strongly connected components (Tarjan's algorithm, without
+    recursion so that a long chain cannot overflow the stack)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    on_stack: set[str] = set()
+    stack: list[str] = []
+    found: list[list[str]] = []
+    for root in after:
+        if root in index:
             continue
-        seen.add(key)
-        cycle = nx.find_cycle(g.subgraph(component))
-        path = [u for u, _ in cycle] + [cycle[0][0]]
+        work = [(root, iter(after[root]))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            name, readers = work[-1]
+            for reader in readers:
+                if reader not in index:
+                    index[reader] = low[reader] = len(index)
+                    stack.append(reader)
+                    on_stack.add(reader)
+                    work.append((reader, iter(after[reader])))
+                    break
+                if reader in on_stack:
+                    low[name] = min(low[name], index[reader])
+            else:
+                work.pop()
+                if work:
+                    parent = work[-1][0]
+                    low[parent] = min(low[parent], low[name])
+                if low[name] == index[name]:
+                    component = []
+                    while True:
+                        member = stack.pop()
+                        on_stack.discard(member)
+                        component.append(member)
+                        if member == name:
+                            break
+                    found.append(component)
+    return found
+
+
+def _cycle_in(component: set[str], start: str, after: dict[str, list[str]]) -> list[str]:
+    """A cycle through the component, from `start` back to where it closes:
+    [a, b, ..., a]."""
+    path, on_path = [start], {start: 0}
+    work = [iter(r for r in after[start] if r in component)]
+    while work:
+        reader = next(work[-1], None)
+        if reader is None:
+            on_path.pop(path.pop())
+            work.pop()
+        elif reader in on_path:
+            return path[on_path[reader]:] + [reader]
+        else:
+            on_path[reader] = len(path)
+            path.append(reader)
+            work.append(iter(r for r in after[reader] if r in component))
+    raise AssertionError("a strongly connected component without a cycle")
+
+
+def _cycles(graph: Graph, after: dict[str, list[str]], errors: Collector) -> None:
+    position = {name: i for i, name in enumerate(after)}
+    for members in _components(after):
+        if len(members) == 1 and members[0] not in after[members[0]]:
+            continue
+        start = min(members, key=position.__getitem__)
+        path = _cycle_in(set(members), start, after)
         first = graph.nodes[path[0]]
         errors.error("the graph has a cycle: " + " -> ".join(path), loc=first.loc, node=first.name,
                      op=first.op, trace=first.trace,
                      hint="a node cannot depend on its own output; for recurrence use a cell block")
 
 
-def _unused(graph: Graph, g: nx.DiGraph, errors: Collector) -> None:
+def _unused(graph: Graph, errors: Collector) -> None:
     needed = set()
     for target in graph.outputs.values():
-        needed |= nx.ancestors(g, target) | {target}
+        needed |= ancestors(graph, target)
     for node in graph.nodes.values():
         if node.name not in needed:
             errors.warn("unused: no output depends on this node", loc=node.loc, node=node.name, op=node.op,
@@ -90,9 +179,7 @@ def select_outputs(graph: Graph, names: list[str]) -> None:
             hint=f"this spec's outputs: {', '.join(graph.outputs)}"))
     graph.outputs = {n: graph.outputs[n] for n in names}
     graph.output_locs = {n: graph.output_locs[n] for n in names if n in graph.output_locs}
-    g = build(graph)
     needed = set()
     for target in graph.outputs.values():
-        if target in g:
-            needed |= nx.ancestors(g, target) | {target}
+        needed |= ancestors(graph, target)
     graph.nodes = {k: v for k, v in graph.nodes.items() if k in needed}

@@ -93,6 +93,9 @@ def write_version(model: "api.Model", repository: Path, name: str, version: int 
         state = {k: v.detach().contiguous() for k, v in module.state_dict().items()}
         tmp = folder / (WEIGHTS_FILE + ".tmp")
         save_file(state, str(tmp), metadata={"model": model.name, "variant": str(model.variant)})
+        # safetensors creates its file 0600; a server running as another user
+        # must read it as it reads the spec written beside it (the umask's mode).
+        os.chmod(tmp, (folder / SPEC_FILE).stat().st_mode & 0o777)
         os.replace(tmp, folder / WEIGHTS_FILE)
         atomic_write(folder / SOURCE_FILE, source(model.graph))
         atomic_write(Path(repository) / name / CONFIG_FILE, config_text(netspec_config(model.graph, name, **config)))

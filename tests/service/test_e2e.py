@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
+import re
 import shutil
 import signal
 import subprocess
@@ -258,6 +259,12 @@ def test_infer_command(server, tmp_path, repository):
     assert done.returncode == 0, done.stderr
     out = np.load(tmp_path / "out.npz")["logits"]
     np.testing.assert_allclose(out, reference(repository, "lenet", {"image": x})[0], rtol=1e-4, atol=1e-5)
+
+    shown = netspec("infer", "lenet", "--input", f"image={tmp_path / 'x.npy'}", "--url", server.url, timeout=120)
+    assert shown.returncode == 0, shown.stderr  # 20 logits: the first 8, then an ellipsis
+    values = shown.stdout.rpartition("] [")[2]
+    assert shown.stdout.startswith("logits: float32 [2, 10] [") and values.endswith(", ...]\n"), shown.stdout
+    assert len(values.split(",")) == 9, shown.stdout
 
     bad = netspec("infer", "lenet", "--input", f"image={tmp_path / 'missing.npy'}", "--url", server.url, timeout=120)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr and "missing.npy" in bad.stderr

@@ -1,0 +1,58 @@
+"""How long the fast commands take, beside the floor of any netspec command
+(`python -c "import yaml, pydantic"`), measured in one run on one machine.
+
+    python bench/cli_speed.py [--repeat 5] [--before PYTHON_OF_AN_OLDER_CHECKOUT CHECKOUT]
+
+prints the median wall time of each command and its ratio to the floor;
+with --before, the same commands in another checkout beside ours.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+COMMANDS = {
+    "floor: import yaml, pydantic": ["-c", "import yaml, pydantic"],
+    # pydantic's package loads lazily: a model class costs its core too
+    "floor: + pydantic.BaseModel": ["-c", "import yaml; from pydantic import BaseModel"],
+    "check resnet 152": ["-m", "compiler.cli", "check", "specs/resnet.yaml", "--variant", "152"],
+    "summary resnet 152": ["-m", "compiler.cli", "summary", "specs/resnet.yaml", "--variant", "152"],
+    "check: a YAML syntax error": ["-m", "compiler.cli", "check", "tests/golden/duplicate_key.yaml"],
+    "ops": ["-m", "compiler.cli", "ops"],
+    "schema": ["-m", "compiler.cli", "schema"],
+}
+
+
+def wall(python: str, args: list[str], cwd: Path, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        subprocess.run([python, *args], cwd=cwd, capture_output=True, timeout=120)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--before", nargs=2, metavar=("PYTHON", "CHECKOUT"))
+    args = parser.parse_args()
+    print(f"{'command':32} {'ours s':>8} {'x floor':>8}" + (f" {'before s':>9} {'before/ours':>12}" if args.before else ""))
+    floor = None
+    for label, command in COMMANDS.items():
+        ours = wall(sys.executable, command, ROOT, args.repeat)
+        floor = floor or ours
+        row = f"{label:32} {ours:8.3f} {ours / floor:8.2f}"
+        if args.before and label != "schema":
+            before = wall(args.before[0], command, Path(args.before[1]), args.repeat)
+            row += f" {before:9.3f} {before / ours:12.2f}"
+        print(row, flush=True)
+
+
+if __name__ == "__main__":
+    main()
