@@ -66,6 +66,10 @@ def add_commands(subparsers) -> None:
         "--grace", type=float, default=DEFAULTS.grace_s, metavar="SECONDS",
         help="at shutdown, how long calls already accepted may take to finish (default: 30)",
     )
+    serve.add_argument(
+        "--metrics-port", type=int, default=DEFAULTS.metrics_port, metavar="PORT",
+        help="Prometheus metrics at http://HOST:PORT/metrics, in Triton's names; 0 turns them off (default: 8002)",
+    )
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     limits = serve.add_argument_group("readiness and limits")
     limits.add_argument(
@@ -145,6 +149,10 @@ def serve_options(args: argparse.Namespace) -> ServeOptions | str:
         return f"repository {args.repository} is not a directory"
     if not 0 <= args.port <= 65535:
         return f"--port {args.port} is not a port number"
+    if not 0 <= args.metrics_port <= 65535:
+        return f"--metrics-port {args.metrics_port} is not a port number"
+    if args.metrics_port and args.metrics_port == args.port:
+        return f"--metrics-port {args.metrics_port} is the gRPC --port too: choose another, or 0 for no metrics"
     if args.grace < 0:
         return "--grace must be 0 or more"
     if args.model_load_timeout <= 0:
@@ -177,7 +185,7 @@ def serve_options(args: argparse.Namespace) -> ServeOptions | str:
         strict_readiness=args.strict_readiness, model_control_mode=args.model_control_mode,
         model_load_timeout_s=args.model_load_timeout, model_load_threads=args.model_load_thread_count,
         max_message_bytes=args.max_message_bytes, tls_cert=args.tls_cert, tls_key=args.tls_key,
-        tls_client_ca=args.tls_client_ca, auth_tokens=tokens,
+        tls_client_ca=args.tls_client_ca, auth_tokens=tokens, metrics_port=args.metrics_port,
     )
 
 
