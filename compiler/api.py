@@ -85,6 +85,27 @@ def build(g: Graph, seed: int | None = 0) -> Model:
     return Model(g.name, g.variant, g, module, dict(g.inputs), {k: g.tensor(v) for k, v in g.outputs.items()})
 
 
+# The smallest spec that runs the whole backend: a convolution, a norm, an
+# activation and a linear layer, traced by torch.fx.
+_WARM_UP_SPEC = """name: warm_up
+inputs: {x: {shape: [N, 1, 4, 4]}}
+nodes:
+  conv: {op: conv2d, out_channels: 2, kernel: 3}
+  bn: {op: batchnorm2d}
+  act: {op: relu}
+  flat: {op: flatten}
+  fc: {op: linear, out_features: 2}
+outputs: {y: fc}
+"""
+
+
+def warm_up() -> None:
+    """Build one tiny model, so that torch's lazily imported machinery (fx,
+    its reference ops: about a second) is loaded before the models that
+    count: a server calls this before loads that run under a time limit."""
+    build(analyze_text(_WARM_UP_SPEC), seed=0)
+
+
 def compile_file(path: str | Path, variant: str | None = None, seed: int | None = 0,
                  outputs: list[str] | None = None) -> Model:
     return build(analyze_file(path, variant, outputs), seed)
@@ -95,4 +116,4 @@ def compile_text(text: str, variant: str | None = None, seed: int | None = 0, fi
 
 
 __all__ = ["Model", "ResourceError", "SpecError", "analyze_file", "analyze_text", "compile_file", "compile_text", "build",
-           "vocabularies"]
+           "vocabularies", "warm_up"]

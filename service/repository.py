@@ -368,7 +368,10 @@ class Repository:
         async def one(name: str) -> None:
             try:
                 await self.load(name)
-            except (NotFound, Unavailable) as exc:
+            except NotFound as exc:  # asked for by name, not on disk
+                log.error("%s", exc)
+                failures[name] = str(exc)
+            except Unavailable as exc:  # its load failed and was logged with its details
                 failures[name] = str(exc)
 
         await asyncio.gather(*(one(name) for name in names))

@@ -20,6 +20,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2
 
+from compiler import api
 from service.auth import TokenCheck
 from service.generated import POOL
 from service.generated import grpc_service_pb2_grpc as pb_grpc
@@ -132,14 +133,15 @@ async def serve(
     if options.auth_tokens and options.tls_cert is None:
         log.warning("tokens are checked but travel in clear text: add --tls-cert and --tls-key")
     log.info("device %s; loading models from %s", repository.device, repository_dir)
+    if loader is default_loader:  # the compiler's first build imports a second of torch: not the model's time
+        await asyncio.to_thread(api.warm_up)
     # Loads run in their own threads with a time limit; a signal during them
     # stops the server without waiting for them.
     loading = asyncio.create_task(repository.load_all(options.models))
     stopping = asyncio.create_task(stop.wait())
     await asyncio.wait({loading, stopping}, return_when=asyncio.FIRST_COMPLETED)
     if loading.done():
-        for reason in loading.result().values():
-            log.error("%s", reason)
+        loading.result()  # failures are logged as they happen; this raises only a bug
         readiness.started = True
         await readiness.refresh()
         if on_listening is not None:

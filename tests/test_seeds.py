@@ -54,3 +54,11 @@ def test_no_seed_differs_each_time():
     a = compile_text(SPEC, seed=None).module.state_dict()["fc.weight"]
     b = compile_text(SPEC, seed=None).module.state_dict()["fc.weight"]
     assert not torch.equal(a, b)
+
+
+def test_a_servers_warm_up_builds_and_leaves_the_global_generator_alone():
+    from compiler.api import warm_up
+
+    before = torch.get_rng_state()
+    warm_up()  # a spec it carries: a mistake in it would fail every server's start
+    assert torch.equal(torch.get_rng_state(), before)
