@@ -6,8 +6,10 @@ up. Parsed with prometheus_client's own parser, as a scraper reads it."""
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import urllib.request
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -80,7 +82,7 @@ def test_counts_failures_and_histograms_agree_with_model_statistics(served):
     assert value(families["nv_inference_count"], "nv_inference_count", **LABELS) == sum(sizes) == stats.inference_count
     assert value(families["nv_inference_exec_count"], "nv_inference_exec_count", **LABELS) == stats.execution_count
     s = stats.inference_stats
-    for name, ns in (("nv_inference_request_duration_us", s.success.ns + s.fail.ns),
+    for name, ns in (("nv_inference_request_duration_us", s.success.ns),  # Triton's: successes only
                      ("nv_inference_queue_duration_us", s.queue.ns),
                      ("nv_inference_compute_input_duration_us", s.compute_input.ns),
                      ("nv_inference_compute_infer_duration_us", s.compute_infer.ns),
@@ -115,3 +117,35 @@ def test_metrics_port_flag_is_checked():
     assert done.returncode == 2 and "is the gRPC --port too" in done.stderr
     done = netspec("serve", "--repository", str(ROOT), "--metrics-port", "70000", timeout=60)
     assert done.returncode == 2 and "--metrics-port 70000 is not a port number" in done.stderr
+
+
+def test_metrics_port_0_serves_nothing(tmp_path):
+    """With --metrics-port 0 (what Server passes) no HTTP port is opened:
+    the process listens on its gRPC port alone."""
+    if not Path("/proc/net/tcp").exists():
+        pytest.skip("reads the listening sockets from Linux's /proc")
+    root = tmp_path / "models"
+    root.mkdir()
+    server = Server(root, "--strict-readiness", "false")
+    try:
+        assert listening_ports(server.process.pid) == {int(server.url.rsplit(":", 1)[1])}
+        assert "metrics on" not in server.log()
+    finally:
+        assert server.stop() == 0
+
+
+def listening_ports(pid: int) -> set[int]:
+    """TCP ports the process listens on: its socket inodes, found in /proc/net/tcp(6) in state LISTEN."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            link = os.readlink(fd)
+            if link.startswith("socket:["):
+                inodes.add(link[8:-1])
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
