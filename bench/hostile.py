@@ -148,7 +148,7 @@ class Server:
 
     def __init__(self, repository: Path, *flags: str, ready_timeout: float = 120):
         self.process = subprocess.Popen(
-            [*NETSPEC, "serve", "--repository", str(repository), "--port", "0", "--device", "cpu", *flags],
+            [*NETSPEC, "serve", "--repository", str(repository), "--port", "0", "--metrics-port", "0", "--device", "cpu", *flags],
             cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.stderr: list[str] = []
         threading.Thread(target=lambda: self.stderr.extend(self.process.stderr), daemon=True).start()

@@ -89,7 +89,7 @@ def start_netspec(repository: Path, device: str) -> Process:
                 break
         raise RuntimeError(f"netspec serve did not start (exit code {process.poll()})")
 
-    return Process([sys.executable, "-m", "service", "serve", "--repository", str(repository), "--port", "0",
+    return Process([sys.executable, "-m", "service", "serve", "--repository", str(repository), "--port", "0", "--metrics-port", "0",
                     "--device", device, "--log-level", "warning"], ready)
 
 

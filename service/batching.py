@@ -77,6 +77,7 @@ class Scheduler:
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._carry: collections.deque[_Pending] = collections.deque()
         self._task: asyncio.Task | None = None
+        self.waiting = 0  # requests submitted and not yet handed to an execution
         self._causes: collections.Counter[tuple[str, str]] = collections.Counter()  # worker thread only
 
     def start(self) -> None:
@@ -87,6 +88,7 @@ class Scheduler:
         self.start()
         pending = _Pending(inputs, batch, asyncio.get_running_loop().create_future())
         await self._queue.put(pending)
+        self.waiting += 1
         return await pending.future
 
     async def close(self) -> None:
@@ -114,6 +116,7 @@ class Scheduler:
                 closing = self._gather(group) or closing
                 if self.max_delay_s > 0 and not closing:
                     closing = await self._hold(group)
+            self.waiting -= len(group)
             try:
                 # The model is busy: requests arriving now queue for the next execution.
                 await self._execute([p for p in group if not p.future.cancelled()])

@@ -67,6 +67,12 @@ def add_commands(subparsers) -> None:
         "--grace", type=float, default=DEFAULTS.grace_s, metavar="SECONDS",
         help="at shutdown, how long calls already accepted may take to finish (default: 30)",
     )
+    serve.add_argument(
+        "--metrics-port", type=int, default=DEFAULTS.metrics_port, metavar="PORT",
+        help="Prometheus metrics at http://HOST:PORT/metrics, in Triton's names; 0 turns them off (default: 8002)",
+    )
+    serve.add_argument("--metrics-host", default=None, metavar="HOST",
+                       help="address the metrics listen on (default: --host); they are plain HTTP, unauthenticated")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     limits = serve.add_argument_group("readiness and limits")
     limits.add_argument(
@@ -146,6 +152,10 @@ def serve_options(args: argparse.Namespace) -> ServeOptions | str:
         return f"repository {args.repository} is not a directory"
     if not 0 <= args.port <= 65535:
         return f"--port {args.port} is not a port number"
+    if not 0 <= args.metrics_port <= 65535:
+        return f"--metrics-port {args.metrics_port} is not a port number"
+    if args.metrics_port and args.metrics_port == args.port:
+        return f"--metrics-port {args.metrics_port} is the gRPC --port too: choose another, or 0 for no metrics"
     if args.grace < 0:
         return "--grace must be 0 or more"
     if args.model_load_timeout <= 0:
@@ -178,7 +188,8 @@ def serve_options(args: argparse.Namespace) -> ServeOptions | str:
         strict_readiness=args.strict_readiness, model_control_mode=args.model_control_mode,
         model_load_timeout_s=args.model_load_timeout, model_load_threads=args.model_load_thread_count,
         max_message_bytes=args.max_message_bytes, tls_cert=args.tls_cert, tls_key=args.tls_key,
-        tls_client_ca=args.tls_client_ca, auth_tokens=tokens,
+        tls_client_ca=args.tls_client_ca, auth_tokens=tokens, metrics_port=args.metrics_port,
+        metrics_host=args.metrics_host,
     )
 
 
@@ -193,6 +204,7 @@ def run_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
+    from service.metrics import MetricsPortError
     from service.runtime import resolve_device
     from service.server import serve
 
@@ -207,6 +219,8 @@ def run_serve(args: argparse.Namespace) -> int:
 
     try:
         code = asyncio.run(serve(args.repository, options, on_listening=ready))
+    except MetricsPortError as e:
+        return _fail(str(e))
     except (OSError, RuntimeError) as e:  # grpc reports unusable TLS files as RuntimeError
         return _fail(f"cannot serve on {options.host}:{options.port}: {e}")
     # The server has stopped and released its models: nothing is left to

@@ -71,6 +71,7 @@ class Inference:
     async def infer(self, request: InferRequest) -> InferResponse:
         with self.repository.use(request.model, request.version) as served:
             start = time.perf_counter_ns()
+            reason = "OTHER"  # why it failed, in Triton's terms (service/stats.py)
             try:
                 runtime = served.runtime
                 if sum(t.size for t in request.inputs) > OFFLOAD_BYTES:
@@ -80,10 +81,14 @@ class Inference:
                 else:
                     tensors, batch = self._decode(runtime, request)
                 runtime.check_outputs(request.outputs)
+                reason = "BACKEND"
                 result = await served.scheduler.submit(tensors, batch)
+                reason = "OTHER"
                 outputs = self._outputs(runtime, request.outputs, result.outputs)
-            except BaseException:
-                served.stats.record_failure(time.perf_counter_ns() - start)
+            except BaseException as exc:
+                if isinstance(exc, asyncio.CancelledError):
+                    reason = "CANCELED"
+                served.stats.record_failure(time.perf_counter_ns() - start, reason)
                 raise
             served.stats.record_success(batch, time.perf_counter_ns() - start, result.queue_ns, result.timings)
             return InferResponse(request.model, served.version, request.id, outputs)

@@ -33,3 +33,5 @@ class ServeOptions:
     tls_key: Path | None = None
     tls_client_ca: Path | None = None  # set: clients must present a certificate it signed
     auth_tokens: tuple[str, ...] = ()  # empty: no authentication
+    metrics_port: int = 8002  # Prometheus /metrics over HTTP, as Triton's; 0: off
+    metrics_host: str | None = None  # None: the gRPC host

@@ -120,6 +120,13 @@ async def serve(
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
 
+    metrics = None
+    if options.metrics_port:
+        from service.metrics import start_metrics_server
+
+        metrics_host = options.metrics_host or options.host
+        metrics = start_metrics_server(repository, metrics_host, options.metrics_port)
+        log.info("metrics on http://%s:%d/metrics", metrics_host, options.metrics_port)
     await server.start()
     readiness.listening = True
     await readiness.refresh()
@@ -154,5 +161,9 @@ async def serve(
     with contextlib.suppress(asyncio.CancelledError):
         await loading
     await repository.close()
+    if metrics is not None:
+        from service.metrics import stop_metrics_server
+
+        await stop_metrics_server(metrics)
     log.info("stopped")
     return 0

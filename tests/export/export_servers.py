@@ -88,7 +88,7 @@ class ServerProcess:
 def start_netspec(repository: Path) -> tuple[ServerProcess, str]:
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     server = ServerProcess([sys.executable, "-m", "compiler.cli", "serve", "--repository", str(repository),
-                            "--port", "0", "--device", "cpu"], env)
+                            "--port", "0", "--metrics-port", "0", "--device", "cpu"], env)
     url = server.wait_for("ready on").strip().rsplit(" ", 1)[1]
     return server, url
 

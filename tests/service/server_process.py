@@ -54,7 +54,7 @@ class Server:
     def __init__(self, repository: Path, *args: str, expect_ready: bool = True):
         self.process = subprocess.Popen(
             [sys.executable, "-m", "compiler.cli", "serve", "--repository", str(repository), "--port", "0",
-             "--device", "cpu", *map(str, args)],
+             "--metrics-port", "0", "--device", "cpu", *map(str, args)],
             cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
         self.lines: queue.Queue = queue.Queue()

@@ -127,7 +127,7 @@ def run(coro):
 
 
 # Servers made in process by create_server: a free port, model control on.
-TEST_OPTIONS = ServeOptions(port=0, model_control_mode="explicit")
+TEST_OPTIONS = ServeOptions(port=0, model_control_mode="explicit", metrics_port=0)
 
 
 def ready(repository) -> Readiness:

@@ -200,7 +200,8 @@ def test_bad_security_flags_are_one_line_errors(repository, pki, tmp_path):
         (("--max-message-bytes", "10"), "--max-message-bytes"),
     ]
     for flags, words in cases:
-        done = netspec("serve", "--repository", repository, "--port", "0", *flags, timeout=120)
+        done = netspec("serve", "--repository", repository, "--port", "0", "--metrics-port", "0", *flags,
+                       timeout=120)
         assert done.returncode == 2 and words in done.stderr and "Traceback" not in done.stderr, (flags, done.stderr)
 
 

@@ -25,7 +25,7 @@ def test_health_and_graceful_shutdown(tmp_path):
     async def body():
         stop = asyncio.Event()
         listening: asyncio.Future = asyncio.get_running_loop().create_future()
-        options = ServeOptions(port=0, device="cpu", grace_s=10)
+        options = ServeOptions(port=0, device="cpu", grace_s=10, metrics_port=0)
         server = asyncio.create_task(serve(root, options, stop=stop, loader=fake_loader,
                                            on_listening=lambda host, port: listening.set_result(port)))
         port = await asyncio.wait_for(listening, 60)
