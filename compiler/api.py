@@ -75,13 +75,15 @@ def analyze_text(text: str, variant: str | None = None, file: str = "<string>") 
     return analyze_tree(load_text(text, file), variant)
 
 
-def build(g: Graph, seed: int | None = 0) -> Model:
+def build(g: Graph, seed: int | None = 0, initialise: bool = True) -> Model:
     """The torch module of an analyzed graph; weights are initialised as
     PyTorch does, from a generator seeded with `seed` (None: a random seed),
-    leaving torch's global generator untouched."""
+    leaving torch's global generator untouched.  `initialise=False` draws
+    nothing, for a caller that loads every weight next (drawing is most of
+    the time a build takes: 0.33 of 0.36 s for ResNet-50)."""
     from .backend.emit import emit
 
-    module = emit(g, seed)
+    module = emit(g, seed, initialise)
     return Model(g.name, g.variant, g, module, dict(g.inputs), {k: g.tensor(v) for k, v in g.outputs.items()})
 
 

@@ -234,7 +234,8 @@ def cmd_compile(args) -> int:
         graph = analyze_file(file, args.variant, args.outputs)
         _print_warnings(graph)
         name = args.name or graph.name
-        folder = write_version(build(graph, args.seed), repo, name, args.version, args.weights, **config)
+        model = build(graph, args.seed, initialise=args.weights is None)  # --weights replaces every one
+        folder = write_version(model, repo, name, args.version, args.weights, **config)
         if args.verbose:
             print(summary_text(graph))
         if not args.quiet:  # one line a model: a folder of specs stays readable before a server starts
@@ -297,7 +298,7 @@ def cmd_export(args) -> int:
     _check_export_args(args)
     graph = analyze_file(args.spec, args.variant, args.outputs)
     _print_warnings(graph)
-    model = build(graph, args.seed)
+    model = build(graph, args.seed, initialise=args.weights is None)  # --weights replaces every one
     if args.weights is not None:
         load_weights(model.module, args.weights)
     settings = ExportSettings(

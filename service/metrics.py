@@ -90,19 +90,16 @@ def families(repository: Repository) -> list[Metric]:
             rows.append(((entry.name, version), stats, served.scheduler.waiting if served else 0))
 
     out: list[Metric] = []
-    counter = _untyped("nv_inference_request_success", _COUNTERS[0][1])
-    out.append(counter)
+    for name, documentation, read in _COUNTERS:
+        family = _untyped(name, documentation)
+        for labels, stats, _ in rows:
+            family.add_sample(name, dict(zip(LABELS, labels)), read(stats))
+        out.append(family)
     failure = _untyped("nv_inference_request_failure", "Number of failed inference requests, all batch sizes")
     for labels, stats, _ in rows:
         for reason, count in stats.failures.items():
             failure.add_sample(failure.name, {"model": labels[0], "reason": reason, "version": labels[1]}, count)
-    out.append(failure)
-    for name, documentation, read in _COUNTERS:
-        family = counter if name == counter.name else _untyped(name, documentation)
-        for labels, stats, _ in rows:
-            family.add_sample(name, dict(zip(LABELS, labels)), read(stats))
-        if family is not counter:
-            out.append(family)
+    out.insert(1, failure)  # right after the successes, as Triton lists them
     pending = GaugeMetricFamily("nv_inference_pending_request_count",
                                 "Instantaneous number of pending requests awaiting execution per-model.", labels=LABELS)
     for labels, _, waiting in rows:

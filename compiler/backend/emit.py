@@ -34,7 +34,7 @@ def fx_name(node_name: str) -> str:
     return re.sub(r"\W", "_", node_name)
 
 
-def build_module(call: ModuleCall, node: Node, g: torch.Generator) -> nn.Module:
+def build_module(call: ModuleCall, node: Node, g: torch.Generator | None) -> nn.Module:
     """The module a ModuleCall names, its body (if it takes one) emitted first."""
     args = tuple(emit_body(node, g) if a is BODY else a for a in call.args)
     try:
@@ -43,22 +43,23 @@ def build_module(call: ModuleCall, node: Node, g: torch.Generator) -> nn.Module:
         raise InternalError(f"building {call.cls} failed: {e}", node.name, node.op, node.loc) from e
 
 
-def emit_body(node: Node, g: torch.Generator) -> fx.GraphModule:
+def emit_body(node: Node, g: torch.Generator | None) -> fx.GraphModule:
     """A cell's step as an fx module: forward(x, *states) -> (*outputs, *next states)."""
     return _emit(node.body, g, class_name(node.body.name) + "Step")
 
 
-def emit(graph: Graph, seed: int | None = 0) -> fx.GraphModule:
+def emit(graph: Graph, seed: int | None = 0, initialise: bool = True) -> fx.GraphModule:
     """Build the module; weights are initialised as PyTorch does, from a
-    generator seeded with `seed` (None: a random seed)."""
-    return _emit(graph, init.generator(seed), class_name(graph.name))
+    generator seeded with `seed` (None: a random seed), or, without
+    `initialise`, left as allocated for weights loaded next."""
+    return _emit(graph, init.generator(seed) if initialise else None, class_name(graph.name))
 
 
-def _emit(graph: Graph, gen: torch.Generator, name: str) -> fx.GraphModule:
+def _emit(graph: Graph, gen: torch.Generator | None, name: str) -> fx.GraphModule:
     return _emit_scope(tree.build(graph), Lowerer(graph), gen, name)
 
 
-def _emit_scope(scope: tree.Scope, lowerer: Lowerer, gen: torch.Generator, name: str) -> fx.GraphModule:
+def _emit_scope(scope: tree.Scope, lowerer: Lowerer, gen: torch.Generator | None, name: str) -> fx.GraphModule:
     """One module per block instance: its own fx graph, called by its parent's."""
     modules: dict[str, nn.Module] = {}
     g = fx.Graph()
@@ -84,7 +85,7 @@ def _emit_scope(scope: tree.Scope, lowerer: Lowerer, gen: torch.Generator, name:
     return fx.GraphModule(modules, g, class_name=name)
 
 
-def _emit_leaf(leaf: tree.Leaf, scope: tree.Scope, lowerer: Lowerer, gen: torch.Generator, g: fx.Graph,
+def _emit_leaf(leaf: tree.Leaf, scope: tree.Scope, lowerer: Lowerer, gen: torch.Generator | None, g: fx.Graph,
                values: dict, modules: dict) -> None:
     node = leaf.node
     args = [values[src] for src in node.inputs]

@@ -61,10 +61,12 @@ _INITIALISERS = [
 ]
 
 
-def build(cls: type[nn.Module], args: tuple, kwargs: dict, generator: torch.Generator) -> nn.Module:
+def build(cls: type[nn.Module], args: tuple, kwargs: dict, generator: torch.Generator | None) -> nn.Module:
     """`cls(*args, **kwargs)` with its random initialisation drawn from
-    `generator`.  Modules whose constructors draw nothing at random (batch
-    norm, pooling, dropout) are built as they are."""
+    `generator`; with None, nothing is drawn and the weights are left as
+    allocated, for a module whose every weight is loaded next.  Modules
+    whose constructors draw nothing at random (batch norm, pooling,
+    dropout) are built as they are."""
     for kinds, initialise in _INITIALISERS:
         if issubclass(cls, kinds):
             # Built on the meta device, so nothing is drawn, then given storage
@@ -72,8 +74,9 @@ def build(cls: type[nn.Module], args: tuple, kwargs: dict, generator: torch.Gene
             # context's).  (nn.utils.skip_init does this, but refuses nn.RNN,
             # whose signature is (*args, **kwargs).)
             module = cls(*args, device="meta", **kwargs).to_empty(device=torch.get_default_device())
-            with torch.no_grad():
-                initialise(module, generator)
+            if generator is not None:
+                with torch.no_grad():
+                    initialise(module, generator)
             return module
     return cls(*args, **kwargs)
 

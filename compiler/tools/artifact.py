@@ -138,11 +138,11 @@ def _listed(items: list[str]) -> str:
     return ", ".join(items[:5]) + (" ..." if len(items) > 5 else "")
 
 
-def load_weights(module, path: Path, precision: str = "fp32") -> None:
+def load_weights(module, path: Path, precision: str = "fp32", header: dict | None = None) -> None:
     """Load a safetensors file into a module, naming what does not fit: every
     tensor's name, shape and dtype must be the module's (floating tensors
-    may also be stored in `precision`)."""
-    header = _header(path)
+    may also be stored in `precision`).  `header`: the file's, if already read."""
+    header = header if header is not None else _header(path)
     own = module.state_dict()
     accepted = PRECISION_DTYPES[precision]
     missing = [k for k in own if k not in header]
@@ -186,12 +186,13 @@ def load_version(version_dir: str | Path, precision: str = "fp32") -> "api.Model
     version_dir = Path(version_dir)
     graph = api.analyze_file(version_dir / SPEC_FILE)
     weights = version_dir / WEIGHTS_FILE
-    held = sum(math.prod(shape) for shape, _ in _header(weights).values())
+    header = _header(weights)
+    held = sum(math.prod(shape) for shape, _ in header.values())
     needed = sum(node.n_params for node in graph.nodes.values())
     if needed > held:
         raise ResourceError(f"weights {weights} hold {held:,} values, but the spec has {needed:,} parameters",
                             hint="weights must come from the same spec and variant")
-    model = api.build(graph, seed=None)
-    load_weights(model.module, weights, precision)
+    model = api.build(graph, initialise=False)  # every weight is loaded next (load_weights refuses a missing one)
+    load_weights(model.module, weights, precision, header)
     model.module.eval()
     return model
