@@ -178,8 +178,10 @@ def _parser(plugins: bool = True) -> tuple[argparse.ArgumentParser, list[str]]:
                    help="with -o: exit 1 if the file differs from what would be written")
 
     problems = []
-    from importlib.metadata import entry_points
-    for plugin in entry_points(group=PLUGINS) if plugins else ():
+    if not plugins:
+        return parser, problems
+    from importlib.metadata import entry_points  # its import alone is a tenth of a `check`
+    for plugin in entry_points(group=PLUGINS):
         try:
             add_commands = plugin.load()
         except ImportError as e:  # said on every run, so a broken install never hides a command
