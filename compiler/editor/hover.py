@@ -1,0 +1,118 @@
+"""The hover text of a node entry, in Markdown: for an op, its output shape
+(symbolic: N is the batch), its parameters and its counts; for a block
+instance, the block's parameters as the instance sets them and its output
+shapes.  An entry inside a block, or one that repeats, lists each node it
+became."""
+from __future__ import annotations
+
+from ..ir import Graph, Node, format_shape
+from ..ops import OPS
+from .document import display_value
+from .outline import Entry, Outline, instance, instance_outputs, instances_of, nodes_of
+
+MAX_LISTED = 12  # nodes or instances listed one per line; the rest are counted
+
+
+def hover_text(entry: Entry, outline: Outline, graph: Graph, word: str | None = None) -> str:
+    parts = []
+    if word and entry.op in OPS and word in OPS[entry.op].Params.model_fields and word != entry.name:
+        parts.append(_parameter_doc(entry.op, word))
+    parts.append(_block_entry(entry, outline, graph) if entry.block else _op_entry(entry, graph))
+    return "\n\n".join(parts)
+
+
+def _parameter_doc(op: str, name: str) -> str:
+    field = OPS[op].Params.model_fields[name]
+    default = "required" if field.is_required() else f"default {display_value(field.default)}"
+    return f"`{name}` ({default}): {field.description or ''}".rstrip(": ")
+
+
+def _where(entry: Entry) -> str:
+    return f" in block `{entry.scope}`" if entry.scope else ""
+
+
+def _op_entry(entry: Entry, graph: Graph) -> str:
+    nodes = nodes_of(entry, graph)
+    op = OPS.get(nodes[0].op if nodes else entry.op or "")
+    head = f"**{entry.name}**{_where(entry)}: `{op.name if op else entry.op}`" + (f", {op.doc}" if op and op.doc else "")
+    if not nodes:
+        return head + f"\n\nmakes no node in {_variant(graph)} (a `when` that is false, or a repeat of nothing)"
+    if len(nodes) == 1:
+        node = nodes[0]
+        return "\n\n".join([head, f"output `{_shape(node)}` · {_counts(node)}", _parameters(node)])
+    total_params, total_macs = sum(n.n_params for n in nodes), sum(n.macs for n in nodes)
+    lines = [head, f"{len(nodes)} nodes in {_variant(graph)}: {total_params:,} parameters, "
+                   f"{total_macs:,} multiply-adds per sample in all"]
+    values = [_attrs(n) for n in nodes]
+    shared = {k: v for k, v in values[0].items() if all(k in other and other[k] == v for other in values)}
+    if shared:
+        lines.append(_table(shared))
+    listed = []
+    for node, attrs in zip(nodes[:MAX_LISTED], values):
+        own = ", ".join(f"{k}={display_value(v)}" for k, v in attrs.items() if k not in shared)
+        listed.append(f"- `{node.name}` → `{_shape(node)}` · {_counts(node)}" + (f" · {own}" if own else ""))
+    if len(nodes) > MAX_LISTED:
+        listed.append(f"- … and {len(nodes) - MAX_LISTED} more")
+    return "\n\n".join(lines + ["\n".join(listed)])
+
+
+def _block_entry(entry: Entry, outline: Outline, graph: Graph) -> str:
+    block = entry.block
+    names = instances_of(entry, graph)
+    if not names and block not in outline.blocks:  # `block: $unit`: the value names the block
+        block = None
+    if names and graph.instances.get(names[0]):
+        block = graph.instances[names[0]].block
+    head = f"**{entry.name}**{_where(entry)}: block `{block or entry.block}`"
+    doc = outline.tree.get("blocks", {}).get(block, {}) if block else {}
+    if isinstance(doc, dict) and isinstance(doc.get("doc"), str):
+        head += f", {doc['doc']}"
+    declared = outline.block_params.get(block or "", {})
+    parts = [head]
+    if declared:
+        parts.append("parameters: " + ", ".join(
+            f"`{k}`" + (" (required)" if v is None else f" = {display_value(v)}") for k, v in declared.items()))
+    if not names:
+        parts.append(f"makes no instance in {_variant(graph)} (a `when` that is false, or a repeat of nothing)")
+        return "\n\n".join(parts)
+    parts.append(f"{len(names)} instance{'s' if len(names) > 1 else ''} in {_variant(graph)}:")
+    listed = []
+    for name in names[:MAX_LISTED]:
+        outputs = instance_outputs(name, graph)
+        shapes = ", ".join(f"`{_shape(n)}`" for n in outputs) or "nothing read"
+        found = instance(name, graph)
+        args = ", ".join(f"{k}={display_value(v)}" for k, v in found.args.items()) if found else ""
+        listed.append(f"- `{name}` → {shapes}" + (f" · {args}" if args else ""))
+    if len(names) > MAX_LISTED:
+        listed.append(f"- … and {len(names) - MAX_LISTED} more")
+    parts.append("\n".join(listed))
+    return "\n\n".join(parts)
+
+
+def _variant(graph: Graph) -> str:
+    return f"variant {graph.variant}" if graph.variant else "this spec"
+
+
+def _shape(node: Node) -> str:
+    return format_shape(node.out.shape) if node.out is not None else "?"
+
+
+def _counts(node: Node) -> str:
+    return f"{node.n_params:,} parameters · {node.macs:,} multiply-adds per sample"
+
+
+def _attrs(node: Node) -> dict:
+    attrs = node.attrs
+    return {k: getattr(attrs, k) for k in type(attrs).model_fields} if attrs is not None else dict(node.params)
+
+
+def _parameters(node: Node) -> str:
+    values = _attrs(node)
+    return _table(values) if values else "no parameters"
+
+
+def _table(values: dict) -> str:
+    rows = ["| parameter | value |", "| --- | --- |"]
+    rows += [f"| {k} | {display_value(v)} |" for k, v in values.items()]
+    return "\n".join(rows)
+

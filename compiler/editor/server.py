@@ -1,0 +1,200 @@
+"""`netspec lsp`: the language server, over stdio, built on pygls.
+
+A thin layer: each request reads the `Document` of its file (the compiler's
+check path, no torch) and translates what it finds into LSP types.
+Diagnostics are published on open and on every change; a change is analysed
+once the changes sent with it have arrived (`DEBOUNCE_S`), and the same text
+is never analysed twice.  The variant analysed is the `netspec.variant`
+setting (initializationOptions or workspace/didChangeConfiguration).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from lsprotocol import types as lsp
+from pygls.lsp.server import LanguageServer
+
+from ..errors import Diagnostic, Loc
+from .completion import complete
+from .document import Analysis, Document
+from .hints import shape_hints
+from .hover import hover_text
+from .spans import value_end, word_at
+
+# Changes sent together (a paste, a multi-cursor edit, a fast burst of keys)
+# are analysed once, after the last: well below what a person notices.
+DEBOUNCE_S = 0.01
+SEVERITY = {"error": lsp.DiagnosticSeverity.Error, "warning": lsp.DiagnosticSeverity.Warning,
+            "information": lsp.DiagnosticSeverity.Information}
+ITEM_KIND = {"op": lsp.CompletionItemKind.Class, "block": lsp.CompletionItemKind.Module,
+             "name": lsp.CompletionItemKind.Reference, "parameter": lsp.CompletionItemKind.Property,
+             "key": lsp.CompletionItemKind.Keyword, "variable": lsp.CompletionItemKind.Variable}
+log = logging.getLogger(__name__)
+
+
+class SpecServer(LanguageServer):
+    def __init__(self):
+        super().__init__("netspec", _version())
+        self.documents: dict[str, Document] = {}
+        self.variant: str | None = None
+
+    def analysis(self, uri: str) -> tuple[Analysis, Document, list[str]]:
+        """The analysis of the document's text as it is now."""
+        text_doc = self.workspace.get_text_document(uri)
+        doc = self.documents.get(uri)
+        if doc is None:
+            doc = self.documents[uri] = Document(text_doc.path or uri)
+        text = text_doc.source
+        return doc.analyze(text, self.variant), doc, text.split("\n")
+
+    def publish(self, uri: str, version: int | None = None) -> None:
+        analysis, doc, lines = self.analysis(uri)
+        blocks = analysis.outline.blocks if analysis.outline else {}
+        diagnostics = [to_lsp(d, lines, uri, doc.file, blocks) for d in analysis.diagnostics]
+        self.text_document_publish_diagnostics(
+            lsp.PublishDiagnosticsParams(uri=uri, diagnostics=diagnostics, version=version))
+
+    def set_variant(self, settings: Any) -> None:
+        """`{"netspec": {"variant": "101"}}` or `{"variant": "101"}`."""
+        if isinstance(settings, dict):
+            inner = settings.get("netspec", settings)
+            if isinstance(inner, dict) and "variant" in inner:
+                value = inner["variant"]
+                self.variant = str(value) if value not in (None, "") else None
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version("netspec")
+    except PackageNotFoundError:  # run from a source tree that is not installed
+        return "unknown"
+
+
+def to_range(loc: Loc | None, lines: list[str]) -> lsp.Range:
+    if loc is None:
+        return lsp.Range(lsp.Position(0, 0), lsp.Position(0, 0))
+    line, col = loc.line - 1, loc.col - 1
+    end_line, end_col = value_end(lines, line, col)
+    if (end_line, end_col) <= (line, col):  # nothing to underline (the end of the file): one character
+        end_line, end_col = line, col + 1
+    return lsp.Range(lsp.Position(line, col), lsp.Position(end_line, end_col))
+
+
+def to_lsp(d: Diagnostic, lines: list[str], uri: str, file: str, blocks: dict[str, Loc]) -> lsp.Diagnostic:
+    """An LSP diagnostic; each block expansion that made the node is related
+    information: the instance, and the block's name where it is defined
+    (`blocks`; a frame itself points at the block's body)."""
+    who = f"node '{d.node}'" + (f" ({d.op})" if d.op else "") + ": " if d.node else ""
+    message = who + d.message + (f"\nhint: {d.hint}" if d.hint else "")
+    related = []
+    for frame in reversed(d.trace):  # the innermost block first, as the command line prints them
+        repeat = f"repeat {frame.repeat} of " if frame.repeat is not None else ""
+        if frame.instance_loc is not None and frame.instance_loc.file == file:
+            related.append(lsp.DiagnosticRelatedInformation(
+                lsp.Location(uri, to_range(frame.instance_loc, lines)),
+                f"{repeat}instance '{frame.instance}' of block '{frame.block}'"))
+        block_loc = blocks.get(frame.block, frame.block_loc)
+        if block_loc is not None and block_loc.file == file:
+            related.append(lsp.DiagnosticRelatedInformation(
+                lsp.Location(uri, to_range(block_loc, lines)), f"block '{frame.block}' is defined here"))
+    return lsp.Diagnostic(range=to_range(d.loc, lines), message=message, severity=SEVERITY.get(d.severity),
+                          source="netspec", related_information=related or None)
+
+
+def make_server() -> SpecServer:
+    server = SpecServer()
+
+    @server.feature(lsp.INITIALIZE)
+    def initialize(ls: SpecServer, params: lsp.InitializeParams) -> None:
+        ls.set_variant(params.initialization_options)
+
+    @server.feature(lsp.WORKSPACE_DID_CHANGE_CONFIGURATION)
+    def did_change_configuration(ls: SpecServer, params: lsp.DidChangeConfigurationParams) -> None:
+        before = ls.variant
+        ls.set_variant(params.settings)
+        if ls.variant == before:
+            return
+        for uri in list(ls.documents):
+            ls.publish(uri)
+        capabilities = ls.client_capabilities.workspace
+        if capabilities and capabilities.inlay_hint and capabilities.inlay_hint.refresh_support:
+            ls.workspace_inlay_hint_refresh(None)
+
+    @server.feature(lsp.TEXT_DOCUMENT_DID_OPEN)
+    def did_open(ls: SpecServer, params: lsp.DidOpenTextDocumentParams) -> None:
+        ls.publish(params.text_document.uri, params.text_document.version)
+
+    @server.feature(lsp.TEXT_DOCUMENT_DID_CHANGE)
+    async def did_change(ls: SpecServer, params: lsp.DidChangeTextDocumentParams) -> None:
+        uri, version = params.text_document.uri, params.text_document.version
+        await asyncio.sleep(DEBOUNCE_S)
+        if ls.workspace.get_text_document(uri).version != version:
+            return  # a later change arrived: its own call publishes
+        ls.publish(uri, version)
+
+    @server.feature(lsp.TEXT_DOCUMENT_DID_CLOSE)
+    def did_close(ls: SpecServer, params: lsp.DidCloseTextDocumentParams) -> None:
+        ls.documents.pop(params.text_document.uri, None)
+        ls.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(uri=params.text_document.uri, diagnostics=[]))
+
+    @server.feature(lsp.TEXT_DOCUMENT_HOVER)
+    def hover(ls: SpecServer, params: lsp.HoverParams) -> lsp.Hover | None:
+        analysis, doc, lines = ls.analysis(params.text_document.uri)
+        shown, pos = doc.shown, params.position
+        here = analysis.outline or (shown.outline if shown else None)
+        if shown is None or here is None:
+            return None
+        entry = here.entry_at(pos.line + 1)
+        analysed = shown.outline.find(entry.scope, entry.name) if entry else None
+        if analysed is None:
+            return None
+        word = word_at(lines[pos.line], pos.character) if pos.line < len(lines) else None
+        text = hover_text(analysed, shown.outline, shown.graph, word[0] if word else None)
+        if shown is not analysis:
+            text += "\n\n*(from the last version that checked)*"
+        return lsp.Hover(lsp.MarkupContent(lsp.MarkupKind.Markdown, text))
+
+    @server.feature(lsp.TEXT_DOCUMENT_DEFINITION)
+    def definition(ls: SpecServer, params: lsp.DefinitionParams) -> lsp.Location | None:
+        analysis, doc, lines = ls.analysis(params.text_document.uri)
+        outline = analysis.outline
+        if outline is None:
+            return None
+        ref = outline.reference_at(params.position.line + 1, params.position.character + 1)
+        target = outline.target(ref) if ref else None
+        if target is None:
+            return None
+        return lsp.Location(params.text_document.uri, to_range(target, lines))
+
+    @server.feature(lsp.TEXT_DOCUMENT_COMPLETION,
+                    lsp.CompletionOptions(trigger_characters=[":", " ", "[", ",", "{", "$"]))
+    def completion(ls: SpecServer, params: lsp.CompletionParams) -> lsp.CompletionList:
+        analysis, doc, lines = ls.analysis(params.text_document.uri)
+        outline = analysis.outline or (doc.good.outline if doc.good else None)
+        items = complete(lines, params.position.line, params.position.character, outline)
+        return lsp.CompletionList(is_incomplete=False, items=[lsp.CompletionItem(
+            label=item.label, kind=ITEM_KIND[item.kind], detail=item.detail or None,
+            documentation=lsp.MarkupContent(lsp.MarkupKind.Markdown, item.documentation) if item.documentation else None,
+            insert_text=item.insert) for item in items])
+
+    @server.feature(lsp.TEXT_DOCUMENT_INLAY_HINT)
+    def inlay_hints(ls: SpecServer, params: lsp.InlayHintParams) -> list[lsp.InlayHint]:
+        analysis, doc, lines = ls.analysis(params.text_document.uri)
+        shown = doc.shown
+        if analysis.outline is None or shown is None:
+            return []
+        first, last = params.range.start.line, params.range.end.line
+        return [lsp.InlayHint(position=lsp.Position(h.line, h.col), label=h.label, kind=lsp.InlayHintKind.Type,
+                              padding_left=True)
+                for h in shape_hints(analysis.outline, shown.outline, shown.graph) if first <= h.line <= last]
+
+    return server
+
+
+def serve() -> None:
+    """Answer an editor on stdin and stdout until it says exit."""
+    logging.basicConfig(level=logging.WARNING)
+    make_server().start_io()

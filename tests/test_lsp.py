@@ -1,0 +1,237 @@
+"""`netspec lsp` driven as an editor drives it: pygls's LanguageClient starts
+the real command (with torch unimportable) and speaks LSP over its stdin and
+stdout: initialize, open resnet.yaml, edit it into errors and out again,
+hover, go to definition, completion, inlay hints, a change of variant.
+
+Run with -s to see the transcript of what the server answered."""
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import pytest
+from lsprotocol import types as lsp
+from pygls.lsp.client import LanguageClient
+
+from common import SPECS
+from test_front_half_without_torch import BLOCKED, CLI
+
+from compiler.editor.sections import SectionLoader, sections
+from compiler.frontend import load_text
+from compiler.ops import OPS, public_ops
+
+RESNET = SPECS / "resnet.yaml"
+URI = RESNET.as_uri()
+TEXT = RESNET.read_text()
+LINES = TEXT.split("\n")
+TIMEOUT = 20  # seconds for any one answer; the whole session takes a few
+
+
+def line_of(text: str, start: int = 0) -> int:
+    """The 0-based line holding `text` (the first at or after `start`)."""
+    return next(i for i, line in enumerate(LINES) if i >= start and text in line)
+
+
+def position(text: str, inside: str | None = None, start: int = 0) -> lsp.Position:
+    """The position of `inside` (default: `text`) on the line holding `text`."""
+    row = line_of(text, start)
+    return lsp.Position(row, LINES[row].index(inside or text))
+
+
+class Session:
+    """One server process and what it published."""
+
+    def __init__(self, client: LanguageClient):
+        self.client = client
+        self.published: asyncio.Queue = asyncio.Queue()
+        self.version = 1
+        self.transcript: list[str] = []
+
+    async def diagnostics(self, version: int | None = None) -> list[lsp.Diagnostic]:
+        """The next diagnostics published (for `version`, if given)."""
+        while True:
+            params = await asyncio.wait_for(self.published.get(), TIMEOUT)
+            if version is None or params.version == version:
+                return list(params.diagnostics)
+
+    async def change(self, old: str, new: str) -> list[lsp.Diagnostic]:
+        """Replace the first `old` by `new` as an editor does (one incremental
+        change with its range), and wait for the diagnostics of that version."""
+        current = "\n".join(self.lines)
+        offset = current.index(old)
+        row = current.count("\n", 0, offset)
+        col = offset - (current.rfind("\n", 0, offset) + 1)
+        end_text = current[:offset + len(old)]
+        end = lsp.Position(end_text.count("\n"), len(end_text) - (end_text.rfind("\n") + 1))
+        self.lines = (current[:offset] + new + current[offset + len(old):]).split("\n")
+        self.version += 1
+        self.client.text_document_did_change(lsp.DidChangeTextDocumentParams(
+            text_document=lsp.VersionedTextDocumentIdentifier(uri=URI, version=self.version),
+            content_changes=[lsp.TextDocumentContentChangePartial(
+                range=lsp.Range(lsp.Position(row, col), end), text=new)]))
+        return await self.diagnostics(self.version)
+
+    async def hover(self, at: lsp.Position) -> str:
+        found = await asyncio.wait_for(self.client.text_document_hover_async(
+            lsp.HoverParams(lsp.TextDocumentIdentifier(URI), at)), TIMEOUT)
+        return found.contents.value if found else ""
+
+    def note(self, title: str, body: str) -> None:
+        self.transcript.append(f"--- {title}\n{body}")
+
+
+async def _session(work) -> Session:
+    client = LanguageClient("netspec-test", "1")
+    session = Session(client)
+
+    @client.feature(lsp.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS)
+    def published(params: lsp.PublishDiagnosticsParams) -> None:
+        session.published.put_nowait(params)
+
+    await client.start_io(sys.executable, "-c", BLOCKED + CLI, "lsp")
+    try:
+        await asyncio.wait_for(client.initialize_async(lsp.InitializeParams(
+            capabilities=lsp.ClientCapabilities(), initialization_options={"netspec": {"variant": "18"}})), TIMEOUT)
+        client.initialized(lsp.InitializedParams())
+        session.lines = list(LINES)
+        client.text_document_did_open(lsp.DidOpenTextDocumentParams(
+            lsp.TextDocumentItem(uri=URI, language_id="yaml", version=1, text=TEXT)))
+        await work(session)
+        await asyncio.wait_for(client.shutdown_async(None), TIMEOUT)
+    finally:
+        client.exit(None)  # also after a failure, so the process ends and stop() returns
+        await asyncio.wait_for(client.stop(), TIMEOUT)
+    return session
+
+
+def run_session(work) -> Session:
+    session = asyncio.run(_session(work))
+    print("\n".join(session.transcript))
+    return session
+
+
+def test_diagnostics_appear_at_their_range_and_clear():
+    async def work(s: Session):
+        assert await s.diagnostics(1) == []  # resnet.yaml checks
+
+        # A misspelt parameter of the last layer: underlined exactly.
+        found = await s.change("fc: {op: linear, out_features:", "fc: {op: linear, out_featurez:")
+        s.note("diagnostic: misspelt parameter", "\n".join(f"{d.range} {d.message}" for d in found))
+        assert len(found) == 1
+        (d,) = found
+        start = position("fc: {op: linear", "out_features")
+        assert d.range == lsp.Range(start, lsp.Position(start.line, start.character + len("out_featurez")))
+        assert d.severity == lsp.DiagnosticSeverity.Error and "out_featurez" in d.message
+        assert "out_features" in d.message.split("hint:")[1]  # did you mean
+
+        # Out again: the diagnostics clear.
+        assert await s.change("out_featurez:", "out_features:") == []
+
+        # A shape error inside a block: the expansion chain as related information.
+        found = await s.change("conv2: {op: conv2d, out_channels: $channels, kernel: 3, padding: 1, bias: false}",
+                               "conv2: {op: conv2d, out_channels: $channels, kernel: 3, padding: 0, bias: false}")
+        s.note("diagnostic: shape error in a block", "\n".join(
+            f"{d.range} {d.message}\n" + "\n".join(f"  related {r.location.range}: {r.message}"
+                                                     for r in d.related_information or []) for d in found))
+        assert found, "a 3x3 convolution without padding shrinks the residual branch"
+        add = found[0]
+        assert add.range.start == position("      add: {op: add, in: [bn2", "add", line_of("  basic:"))
+        assert "layer1.0.add" in add.message and "[N, 64, 54, 54]" in add.message
+        related = {(r.location.range.start.line, r.message) for r in add.related_information}
+        assert (line_of("  layer1:"), "repeat 0 of instance 'layer1.0' of block 'basic'") in related
+        assert (line_of("  basic:"), "block 'basic' is defined here") in related
+        assert await s.change("padding: 0, bias: false}", "padding: 1, bias: false}") == []
+
+        # A YAML error mid-typing: a diagnostic, and the server keeps answering.
+        found = await s.change("bn1: {op: batchnorm2d}\n  relu", "bn1: {op: batchnorm2d\n  relu")
+        s.note("diagnostic: YAML syntax error", "\n".join(f"{d.range} {d.message}" for d in found))
+        assert len(found) == 1 and found[0].message.startswith("not valid YAML")
+        text = await s.hover(position("  conv1: {op: conv2d, out_channels: 64"))
+        assert "[N, 64, 112, 112]" in text and "last version that checked" in text
+        assert await s.change("bn1: {op: batchnorm2d\n", "bn1: {op: batchnorm2d}\n") == []
+
+    session = run_session(work)
+    assert len(session.transcript) == 3
+
+
+def test_hover_definition_completion_hints_and_variant():
+    async def work(s: Session):
+        await s.diagnostics(1)
+        client = s.client
+
+        text = await s.hover(position("  conv1: {op: conv2d, out_channels: 64"))
+        s.note("hover: conv1 (variant 18)", text)
+        # 7x7x3 weights for each of 64 channels, at 112x112 positions per sample
+        assert "`conv2d`" in text and "output `[N, 64, 112, 112]`" in text
+        assert f"{7 * 7 * 3 * 64:,} parameters" in text and f"{7 * 7 * 3 * 64 * 112 * 112:,} multiply-adds" in text
+        assert "| kernel | 7 |" in text and "| stride | 2 |" in text
+
+        text = await s.hover(position("  layer2: {block: $unit"))
+        s.note("hover: layer2 (variant 18)", text)
+        assert "block `basic`" in text and "2 instances in variant 18" in text
+        assert "`layer2.0` → `[N, 128, 28, 28]`" in text and "channels=128, stride=2, project=true" in text
+        assert "`channels` (required)" in text
+
+        found = await asyncio.wait_for(client.text_document_definition_async(lsp.DefinitionParams(
+            lsp.TextDocumentIdentifier(URI), position("add: {op: add, in: [bn2", "bn2")), ), TIMEOUT)
+        s.note("definition: 'bn2' in basic's add", f"{found.uri} {found.range}")
+        assert found.uri == URI and found.range.start == position("      bn2: {op: batchnorm2d}", "bn2")
+        assert found.range.end.character == found.range.start.character + 3
+        found = await asyncio.wait_for(client.text_document_definition_async(lsp.DefinitionParams(
+            lsp.TextDocumentIdentifier(URI), position("downsample: {block: projection", "projection"))), TIMEOUT)
+        s.note("definition: block 'projection'", f"{found.uri} {found.range}")
+        assert found.range.start == position("  projection:", "projection")
+
+        async def labels(at: lsp.Position) -> dict[str, lsp.CompletionItem]:
+            got = await asyncio.wait_for(client.text_document_completion_async(
+                lsp.CompletionParams(lsp.TextDocumentIdentifier(URI), at)), TIMEOUT)
+            return {item.label: item for item in got.items}
+
+        at = position("  conv1: {op: conv2d, out_channels: 64", "conv2d")
+        assert set(await labels(at)) == set(public_ops())
+        at = position("  conv1: {op: conv2d, out_channels: 64", " out_channels")
+        items = await labels(at)
+        assert items["dilation"].documentation.value == OPS["conv2d"].Params.model_fields["dilation"].description
+        assert "kernel" not in items and "in" in items  # kernel is given already
+        at = position("add: {op: add, in: [bn2", "bn2")
+        assert {"x", "conv1", "bn1", "relu1", "conv2", "bn2", "downsample"} <= set(await labels(at))
+
+        hints = await asyncio.wait_for(client.text_document_inlay_hint_async(lsp.InlayHintParams(
+            lsp.TextDocumentIdentifier(URI), lsp.Range(lsp.Position(0, 0), lsp.Position(len(LINES), 0)))), TIMEOUT)
+        by_line = {h.position.line: h.label for h in hints}
+        s.note("inlay hints", "\n".join(f"{LINES[k].strip()[:40]:40}  {v}" for k, v in sorted(by_line.items())))
+        assert by_line[line_of("  conv1: {op: conv2d, out_channels: 64")] == "[N, 64, 112, 112]"
+        assert by_line[line_of("overrides", line_of("  layer4:"))] == "[N, 512, 7, 7]"
+        assert by_line[line_of("conv1: {op: conv2d", line_of("  basic:"))] == "[N, 64|128|256|512, 56|28|14|7, 56|28|14|7]"
+
+        # The setting changes: the spec is analysed again in that variant.
+        client.workspace_did_change_configuration(lsp.DidChangeConfigurationParams({"netspec": {"variant": "50"}}))
+        assert await s.diagnostics() == []
+        text = await s.hover(position("  layer2: {block: $unit"))
+        s.note("hover: layer2 (variant 50)", text)
+        assert "block `bottleneck`" in text and "4 instances in variant 50" in text
+        assert "`layer2.0` → `[N, 512, 28, 28]`" in text
+
+    run_session(work)
+
+
+@pytest.mark.parametrize("spec", sorted(SPECS.glob("*.yaml")), ids=lambda p: p.stem)
+def test_sections_load_as_the_whole_file(spec):
+    """The editor loads a spec one top-level section at a time: the tree, and
+    every position in it, are those of loading the file whole."""
+    text = spec.read_text()
+    assert sections(text) is not None  # the zoo is read in sections, not all at once
+    loader = SectionLoader(str(spec))
+    assert _located(loader.load(text)) == _located(load_text(text, str(spec)))
+    edited = text.replace("nodes:\n", "nodes:\n  # a comment typed\n", 1)
+    assert _located(loader.load(edited)) == _located(load_text(edited, str(spec)))
+    assert 0 < loader.reloaded < len(sections(edited))  # the sections before the edit were kept
+
+
+def _located(value):
+    """A loaded tree with every position written out, to compare two."""
+    if isinstance(value, dict):
+        return (value.loc, [(k, value.key_locs[k], value.value_locs[k], _located(v)) for k, v in value.items()])
+    if isinstance(value, list):
+        return (value.loc, value.item_locs, [_located(v) for v in value])
+    return value
