@@ -13,9 +13,9 @@ from typing import Any
 
 from ..api import analyze_tree
 from ..errors import Diagnostic, InternalError, Loc, SpecError
-from ..frontend.load import Map
+from ..frontend.load import Map, Seq
 from ..ir import Graph
-from .outline import Outline
+from .outline import GraphIndex, Outline
 from .sections import SectionLoader
 
 
@@ -27,6 +27,7 @@ class Analysis:
     graph: Graph | None  # None: the spec has errors
     diagnostics: list[Diagnostic] = field(default_factory=list)
     _outline: Outline | None = None
+    _index: GraphIndex | None = None
 
     @property
     def outline(self) -> Outline | None:
@@ -34,6 +35,13 @@ class Analysis:
         if self._outline is None and self.tree is not None:
             self._outline = Outline(self.tree, self.text)
         return self._outline
+
+    @property
+    def index(self) -> GraphIndex | None:
+        """What each entry became in the graph (built when first asked)."""
+        if self._index is None and self.graph is not None:
+            self._index = GraphIndex(self.graph)
+        return self._index
 
 
 class Document:
@@ -44,13 +52,25 @@ class Document:
         self.good: Analysis | None = None  # the last analysis with a graph
 
     def analyze(self, text: str, variant: str | None = None) -> Analysis:
-        """The analysis of `text`; the same text and variant are analysed once."""
-        if self.current is not None and self.current.text == text and self.current.variant == variant:
-            return self.current
-        self.current = analyze(text, self.file, variant, self.loader)
-        if self.current.graph is not None:
-            self.good = self.current
-        return self.current
+        """The analysis of `text`; the same text and variant are analysed
+        once, and a text that loads to the same tree at the same positions (a
+        comment or a space typed) takes the last analysis's results."""
+        last = self.current
+        if last is not None and last.text == text and last.variant == variant:
+            return last
+        try:
+            tree = self.loader.load(text)
+        except SpecError as e:
+            result = Analysis(text, variant, None, None, list(e.diagnostics))
+        else:
+            if last is not None and last.tree is not None and last.variant == variant and same_tree(tree, last.tree):
+                result = Analysis(text, variant, tree, last.graph, last.diagnostics, _index=last._index)
+            else:
+                result = analyze_loaded(text, tree, variant, self.file)
+        self.current = result
+        if result.graph is not None:
+            self.good = result
+        return result
 
     @property
     def shown(self) -> Analysis | None:
@@ -58,12 +78,16 @@ class Document:
         return self.good if self.current is None or self.current.graph is None else self.current
 
 
-def analyze(text: str, file: str, variant: str | None, loader: SectionLoader | None = None) -> Analysis:
+def analyze(text: str, file: str, variant: str | None = None) -> Analysis:
     """Every error and warning of a spec's text, and its graph if it has no errors."""
     try:
-        tree = (loader or SectionLoader(file)).load(text)
+        tree = SectionLoader(file).load(text)
     except SpecError as e:
         return Analysis(text, variant, None, None, list(e.diagnostics))
+    return analyze_loaded(text, tree, variant, file)
+
+
+def analyze_loaded(text: str, tree: Map, variant: str | None, file: str) -> Analysis:
     notes, chosen = _choose_variant(tree, variant, file)
     try:
         graph = analyze_tree(tree, chosen)
@@ -73,6 +97,20 @@ def analyze(text: str, file: str, variant: str | None, loader: SectionLoader | N
         return Analysis(text, variant, tree, None, notes + [Diagnostic(
             f"internal error: {e.message} (a bug in netspec, not in your spec)", loc=e.loc, node=e.node, op=e.op)])
     return Analysis(text, variant, tree, graph, notes + list(graph.warnings))
+
+
+def same_tree(a: Any, b: Any) -> bool:
+    """Whether two loaded trees hold the same values at the same positions
+    (sections the loader kept are the same objects, and compare at once)."""
+    if a is b:
+        return True
+    if isinstance(a, Map):
+        return (isinstance(b, Map) and a.loc == b.loc and list(a) == list(b) and a.key_locs == b.key_locs
+                and a.value_locs == b.value_locs and all(same_tree(a[k], b[k]) for k in a))
+    if isinstance(a, Seq):
+        return (isinstance(b, Seq) and a.loc == b.loc and a.item_locs == b.item_locs and len(a) == len(b)
+                and all(same_tree(x, y) for x, y in zip(a, b)))
+    return type(a) is type(b) and a == b
 
 
 def _choose_variant(tree: Map, wanted: str | None, file: str) -> tuple[list[Diagnostic], str | None]:

@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..frontend.load import Map
-from ..ir import Graph, Shape, format_shape
-from .outline import Entry, Outline, instance_outputs, instances_of, nodes_of
+from ..ir import Shape, format_shape
+from .outline import Entry, GraphIndex, Outline
 from .spans import value_end
 
 
@@ -22,11 +22,11 @@ class Hint:
     label: str
 
 
-def entry_shapes(entry: Entry, graph: Graph) -> list[Shape]:
+def entry_shapes(entry: Entry, index: GraphIndex) -> list[Shape]:
     if entry.block:
-        return [n.out.shape for name in instances_of(entry, graph)
-                for n in instance_outputs(name, graph) if n.out is not None]
-    return [n.out.shape for n in nodes_of(entry, graph) if n.out is not None]
+        return [n.out.shape for name in index.instances_of(entry)
+                for n in index.instance_outputs(name) if n.out is not None]
+    return [n.out.shape for n in index.nodes_of(entry) if n.out is not None]
 
 
 def merge_shapes(shapes: list[Shape]) -> str:
@@ -37,14 +37,14 @@ def merge_shapes(shapes: list[Shape]) -> str:
     return "[" + ", ".join(dims) + "]"
 
 
-def shape_hints(positions: Outline, shapes_from: Outline, graph: Graph) -> list[Hint]:
+def shape_hints(positions: Outline, shapes_from: Outline, index: GraphIndex) -> list[Hint]:
     """Hints placed by `positions` (the text on screen) with the shapes of
-    `graph`, whose entries `shapes_from` holds (the last analysis that
-    checked): an entry is matched by its scope and name."""
+    the graph `index` holds, whose entries `shapes_from` holds (the last
+    analysis that checked): an entry is matched by its scope and name."""
     hints = []
     for entry in positions.entries:
         analysed = shapes_from.find(entry.scope, entry.name)
-        shapes = entry_shapes(analysed, graph) if analysed is not None else []
+        shapes = entry_shapes(analysed, index) if analysed is not None else []
         if not shapes:
             continue
         line = entry.key.line - 1

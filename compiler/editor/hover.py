@@ -8,16 +8,18 @@ from __future__ import annotations
 from ..ir import Graph, Node, format_shape
 from ..ops import OPS
 from .document import display_value
-from .outline import Entry, Outline, instance, instance_outputs, instances_of, nodes_of
+from .outline import Entry, GraphIndex, Outline
 
 MAX_LISTED = 12  # nodes or instances listed one per line; the rest are counted
 
 
-def hover_text(entry: Entry, outline: Outline, graph: Graph, word: str | None = None) -> str:
+def hover_text(entry: Entry, outline: Outline, index: GraphIndex, word: str | None = None) -> str:
+    """The hover of `entry`, an entry of `outline`, whose graph `index` holds;
+    `word` (the word under the cursor) adds the description of the parameter it names."""
     parts = []
     if word and entry.op in OPS and word in OPS[entry.op].Params.model_fields and word != entry.name:
         parts.append(_parameter_doc(entry.op, word))
-    parts.append(_block_entry(entry, outline, graph) if entry.block else _op_entry(entry, graph))
+    parts.append(_block_entry(entry, outline, index) if entry.block else _op_entry(entry, index))
     return "\n\n".join(parts)
 
 
@@ -31,8 +33,8 @@ def _where(entry: Entry) -> str:
     return f" in block `{entry.scope}`" if entry.scope else ""
 
 
-def _op_entry(entry: Entry, graph: Graph) -> str:
-    nodes = nodes_of(entry, graph)
+def _op_entry(entry: Entry, index: GraphIndex) -> str:
+    graph, nodes = index.graph, index.nodes_of(entry)
     op = OPS.get(nodes[0].op if nodes else entry.op or "")
     head = f"**{entry.name}**{_where(entry)}: `{op.name if op else entry.op}`" + (f", {op.doc}" if op and op.doc else "")
     if not nodes:
@@ -56,9 +58,9 @@ def _op_entry(entry: Entry, graph: Graph) -> str:
     return "\n\n".join(lines + ["\n".join(listed)])
 
 
-def _block_entry(entry: Entry, outline: Outline, graph: Graph) -> str:
-    block = entry.block
-    names = instances_of(entry, graph)
+def _block_entry(entry: Entry, outline: Outline, index: GraphIndex) -> str:
+    graph, block = index.graph, entry.block
+    names = index.instances_of(entry)
     if not names and block not in outline.blocks:  # `block: $unit`: the value names the block
         block = None
     if names and graph.instances.get(names[0]):
@@ -78,9 +80,9 @@ def _block_entry(entry: Entry, outline: Outline, graph: Graph) -> str:
     parts.append(f"{len(names)} instance{'s' if len(names) > 1 else ''} in {_variant(graph)}:")
     listed = []
     for name in names[:MAX_LISTED]:
-        outputs = instance_outputs(name, graph)
+        outputs = index.instance_outputs(name)
         shapes = ", ".join(f"`{_shape(n)}`" for n in outputs) or "nothing read"
-        found = instance(name, graph)
+        found = index.instance(name)
         args = ", ".join(f"{k}={display_value(v)}" for k, v in found.args.items()) if found else ""
         listed.append(f"- `{name}` → {shapes}" + (f" · {args}" if args else ""))
     if len(names) > MAX_LISTED:

@@ -62,6 +62,7 @@ class Outline:
         self.blocks: dict[str, Loc] = {}
         self.block_params: dict[str, dict[str, Any]] = {}
         self._read()
+        self._by_name = {(e.scope, e.name): e for e in self.entries}
 
     # -- reading the tree ----------------------------------------------------
 
@@ -122,7 +123,7 @@ class Outline:
         return None
 
     def find(self, scope: str | None, name: str) -> Entry | None:
-        return next((e for e in self.entries if e.scope == scope and e.name == name), None)
+        return self._by_name.get((scope, name))
 
     def references(self, entry: Entry) -> Iterator[tuple[str, Any, Loc]]:
         """(kind, value, where) for each value of an entry that names something."""
@@ -182,33 +183,48 @@ def _outputs(owner: Map, scope: str | None) -> Iterator[tuple[str | None, Any, L
 
 # -- what an entry became in the graph -------------------------------------
 
-def nodes_of(entry: Entry, graph: Graph) -> list[Node]:
-    """The graph nodes an op entry expanded into (several when it repeats or
-    sits in a block that has several instances)."""
-    return [node for _, node in walk(graph) if node.loc == entry.key and not node.synthetic]
+class GraphIndex:
+    """The graph nodes and block instances each entry made, found by the
+    position of the entry (`Node.loc`, `Frame.instance_loc`), and what each
+    instance outputs; built once per analysis, in one walk of the graph."""
 
+    def __init__(self, graph: Graph):
+        self.graph = graph
+        self.nodes_at: dict[Loc, list[Node]] = {}
+        self.instances_at: dict[Loc, dict[str, None]] = {}  # ordered, without repeats
+        for _, node in walk(graph):
+            if not node.synthetic:
+                self.nodes_at.setdefault(node.loc, []).append(node)
+            for frame in node.trace:
+                self.instances_at.setdefault(frame.instance_loc, {}).setdefault(frame.instance)
+        self.members: dict[str, list[Node]] = {}  # instance name -> its nodes
+        self.readers: dict[str, list[str]] = {}
+        for node in graph.nodes.values():
+            parts = node.name.split(".")
+            for k in range(1, len(parts)):
+                self.members.setdefault(".".join(parts[:k]), []).append(node)
+            for src in node.inputs:
+                self.readers.setdefault(src, []).append(node.name)
+        for output in graph.outputs.values():
+            self.readers.setdefault(output, []).append("")  # read by the caller of the model
 
-def instances_of(entry: Entry, graph: Graph) -> list[str]:
-    """The names of the block instances a block entry made, in graph order."""
-    names: dict[str, None] = {}
-    for _, node in walk(graph):
-        for frame in node.trace:
-            if frame.instance_loc == entry.key:
-                names.setdefault(frame.instance)
-    return list(names)
+    def nodes_of(self, entry: Entry) -> list[Node]:
+        """The graph nodes an op entry expanded into (several when it repeats or
+        sits in a block that has several instances)."""
+        return self.nodes_at.get(entry.key, [])
 
+    def instances_of(self, entry: Entry) -> list[str]:
+        """The names of the block instances a block entry made, in graph order."""
+        return list(self.instances_at.get(entry.key, ()))
 
-def instance_outputs(name: str, graph: Graph) -> list[Node]:
-    """The nodes of an instance whose values leave it: read by a node outside
-    it, or an output of the model."""
-    prefix = name + "."
-    inside = [n for n in graph.nodes.values() if n.name.startswith(prefix)]
-    read = {src for n in graph.nodes.values() if not n.name.startswith(prefix) for src in n.inputs}
-    read |= set(graph.outputs.values())
-    if not inside and name in graph.nodes:  # a cell instance is one scan node
-        return [graph.nodes[name]]
-    return [n for n in inside if n.name in read]
+    def instance_outputs(self, name: str) -> list[Node]:
+        """The nodes of an instance whose values leave it: read by a node
+        outside it, or an output of the model."""
+        prefix = name + "."
+        inside = self.members.get(name)
+        if inside is None:  # a cell instance is one scan node
+            return [self.graph.nodes[name]] if name in self.graph.nodes else []
+        return [n for n in inside if any(not r.startswith(prefix) for r in self.readers.get(n.name, ()))]
 
-
-def instance(name: str, graph: Graph) -> Instance | None:
-    return graph.instances.get(name)
+    def instance(self, name: str) -> Instance | None:
+        return self.graph.instances.get(name)

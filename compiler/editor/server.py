@@ -152,7 +152,7 @@ def make_server() -> SpecServer:
         if analysed is None:
             return None
         word = word_at(lines[pos.line], pos.character) if pos.line < len(lines) else None
-        text = hover_text(analysed, shown.outline, shown.graph, word[0] if word else None)
+        text = hover_text(analysed, shown.outline, shown.index, word[0] if word else None)
         if shown is not analysis:
             text += "\n\n*(from the last version that checked)*"
         return lsp.Hover(lsp.MarkupContent(lsp.MarkupKind.Markdown, text))
@@ -189,7 +189,7 @@ def make_server() -> SpecServer:
         first, last = params.range.start.line, params.range.end.line
         return [lsp.InlayHint(position=lsp.Position(h.line, h.col), label=h.label, kind=lsp.InlayHintKind.Type,
                               padding_left=True)
-                for h in shape_hints(analysis.outline, shown.outline, shown.graph) if first <= h.line <= last]
+                for h in shape_hints(analysis.outline, shown.outline, shown.index) if first <= h.line <= last]
 
     return server
 
