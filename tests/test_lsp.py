@@ -150,8 +150,34 @@ def test_diagnostics_appear_at_their_range_and_clear():
         assert "[N, 64, 112, 112]" in text and "last version that checked" in text
         assert await s.change("bn1: {op: batchnorm2d\n", "bn1: {op: batchnorm2d}\n") == []
 
+        # A YAML file that is not a spec (a client may start the server for every YAML file): no diagnostics.
+        s.client.text_document_did_open(lsp.DidOpenTextDocumentParams(lsp.TextDocumentItem(
+            uri="file:///tmp/workflow.yml", language_id="yaml", version=1, text="on: push\njobs: {}\n")))
+        assert await s.diagnostics(1) == []
+
     session = run_session(work)
     assert len(session.transcript) == 3
+
+
+NOT_INSTALLED = """
+import sys
+
+class NotInstalled:  # as Python says a package is missing
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "pygls":
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+sys.meta_path.insert(0, NotInstalled())
+"""
+
+
+def test_without_pygls_the_command_says_what_to_install():
+    import subprocess
+    done = subprocess.run([sys.executable, "-c", NOT_INSTALLED + CLI[len(BLOCKED):], "lsp"], capture_output=True,
+                          text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert done.returncode == 2
+    assert done.stderr.startswith("netspec lsp: error: the language server needs pygls")
+    assert "pip install 'netspec[editor]'" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_hover_definition_completion_hints_and_variant():

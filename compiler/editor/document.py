@@ -8,6 +8,7 @@ what the editor shows does not vanish while typing.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +18,9 @@ from ..frontend.load import Map, Seq
 from ..ir import Graph
 from .outline import GraphIndex, Outline
 from .sections import SectionLoader
+
+BUG = "a bug in netspec, not in your spec; please report it"
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -95,7 +99,11 @@ def analyze_loaded(text: str, tree: Map, variant: str | None, file: str) -> Anal
         return Analysis(text, variant, tree, None, notes + list(e.diagnostics))
     except InternalError as e:  # a bug in netspec: said where it happened, the editor keeps running
         return Analysis(text, variant, tree, None, notes + [Diagnostic(
-            f"internal error: {e.message} (a bug in netspec, not in your spec)", loc=e.loc, node=e.node, op=e.op)])
+            f"internal error: {e.message} ({BUG})", loc=e.loc, node=e.node, op=e.op)])
+    except Exception as e:  # a bug with no node to name: said once, its traceback in the server's log
+        log.exception("analysing %s", file)
+        return Analysis(text, variant, tree, None, notes + [Diagnostic(
+            f"internal error: {type(e).__name__}: {e} ({BUG})", loc=tree.loc)])
     return Analysis(text, variant, tree, graph, notes + list(graph.warnings))
 
 

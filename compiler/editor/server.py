@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from typing import Any
 
 from lsprotocol import types as lsp
@@ -31,7 +32,7 @@ SEVERITY = {"error": lsp.DiagnosticSeverity.Error, "warning": lsp.DiagnosticSeve
 ITEM_KIND = {"op": lsp.CompletionItemKind.Class, "block": lsp.CompletionItemKind.Module,
              "name": lsp.CompletionItemKind.Reference, "parameter": lsp.CompletionItemKind.Property,
              "key": lsp.CompletionItemKind.Keyword, "variable": lsp.CompletionItemKind.Variable}
-log = logging.getLogger(__name__)
+SPEC_KEY = re.compile(r"^(nodes|inputs|blocks)\s*:", re.M)  # a top-level key only a spec has
 
 
 class SpecServer(LanguageServer):
@@ -50,6 +51,9 @@ class SpecServer(LanguageServer):
         return doc.analyze(text, self.variant), doc, text.split("\n")
 
     def publish(self, uri: str, version: int | None = None) -> None:
+        if not looks_like_spec(self.workspace.get_text_document(uri).source):
+            self.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(uri=uri, diagnostics=[], version=version))
+            return
         analysis, doc, lines = self.analysis(uri)
         blocks = analysis.outline.blocks if analysis.outline else {}
         diagnostics = [to_lsp(d, lines, uri, doc.file, blocks) for d in analysis.diagnostics]
@@ -63,6 +67,13 @@ class SpecServer(LanguageServer):
             if isinstance(inner, dict) and "variant" in inner:
                 value = inner["variant"]
                 self.variant = str(value) if value not in (None, "") else None
+
+
+def looks_like_spec(text: str) -> bool:
+    """Whether a YAML file is a spec: a client that starts the server for
+    every YAML file (a CI workflow, a compose file) gets no diagnostics for
+    the others."""
+    return "netspec.schema.json" in text or SPEC_KEY.search(text) is not None
 
 
 def _version() -> str:
