@@ -38,7 +38,8 @@ from compiler.api import analyze_text  # noqa: E402
 from compiler.errors import SpecError  # noqa: E402
 from compiler.editor.document import Document  # noqa: E402
 from compiler.editor.hints import shape_hints  # noqa: E402
-from compiler.editor.server import DEBOUNCE_S, to_lsp  # noqa: E402
+from compiler.editor.diagnostics import to_lsp  # noqa: E402
+from compiler.editor.server import DEBOUNCE_S  # noqa: E402
 
 SPEC = ROOT / "specs" / "resnet.yaml"
 # Where a character is typed, and the text it follows.
@@ -74,7 +75,7 @@ def editor(doc: Document, new: str, variant: str) -> None:
     analysis = doc.analyze(new, variant)
     lines = new.split("\n")
     blocks = analysis.outline.blocks if analysis.outline else {}
-    [to_lsp(d, lines, "file:///spec", doc.file, blocks) for d in analysis.diagnostics]
+    to_lsp(analysis.diagnostics, lines, "file:///spec", doc.file, blocks)
     shape_hints(analysis.outline, doc.shown.outline, doc.shown.index)
 
 

@@ -142,6 +142,18 @@ def test_diagnostics_appear_at_their_range_and_clear():
         assert (line_of("  basic:"), "block 'basic' is defined here") in related
         assert await s.change("padding: 0, bias: false}", "padding: 1, bias: false}") == []
 
+        # A misspelt parameter in a block is found in each of its 8 instances: one diagnostic says so.
+        found = await s.change("conv1: {op: conv2d, out_channels: $channels, kernel: 3",
+                               "conv1: {op: conv2d, out_channels: $channels, kernal: 3")
+        s.note("diagnostic: the same problem in every instance of a block", "\n".join(
+            f"{d.range} {d.message}\n" + "\n".join(f"  related {r.location.range}: {r.message}"
+                                                     for r in d.related_information or []) for d in found))
+        assert len(found) == 1
+        assert found[0].message.startswith("nodes 'layer1.0.conv1', 'layer1.1.conv1' and 6 more (conv2d): ")
+        instances = [r.message for r in found[0].related_information if "instance" in r.message]
+        assert len(instances) == 8 and instances[-1] == "repeat 1 of instance 'layer4.1' of block 'basic'"
+        assert await s.change("kernal: 3", "kernel: 3") == []
+
         # A YAML error mid-typing: a diagnostic, and the server keeps answering.
         found = await s.change("bn1: {op: batchnorm2d}\n  relu", "bn1: {op: batchnorm2d\n  relu")
         s.note("diagnostic: YAML syntax error", "\n".join(f"{d.range} {d.message}" for d in found))
@@ -156,7 +168,7 @@ def test_diagnostics_appear_at_their_range_and_clear():
         assert await s.diagnostics(1) == []
 
     session = run_session(work)
-    assert len(session.transcript) == 3
+    assert len(session.transcript) == 4
 
 
 NOT_INSTALLED = """

@@ -17,18 +17,16 @@ from typing import Any
 from lsprotocol import types as lsp
 from pygls.lsp.server import LanguageServer
 
-from ..errors import Diagnostic, Loc
 from .completion import complete
+from .diagnostics import to_lsp, to_range
 from .document import Analysis, Document
 from .hints import shape_hints
 from .hover import hover_text
-from .spans import value_end, word_at
+from .spans import word_at
 
 # Changes sent together (a paste, a multi-cursor edit, a fast burst of keys)
 # are analysed once, after the last: well below what a person notices.
 DEBOUNCE_S = 0.01
-SEVERITY = {"error": lsp.DiagnosticSeverity.Error, "warning": lsp.DiagnosticSeverity.Warning,
-            "information": lsp.DiagnosticSeverity.Information}
 ITEM_KIND = {"op": lsp.CompletionItemKind.Class, "block": lsp.CompletionItemKind.Module,
              "name": lsp.CompletionItemKind.Reference, "parameter": lsp.CompletionItemKind.Property,
              "key": lsp.CompletionItemKind.Keyword, "variable": lsp.CompletionItemKind.Variable}
@@ -56,7 +54,7 @@ class SpecServer(LanguageServer):
             return
         analysis, doc, lines = self.analysis(uri)
         blocks = analysis.outline.blocks if analysis.outline else {}
-        diagnostics = [to_lsp(d, lines, uri, doc.file, blocks) for d in analysis.diagnostics]
+        diagnostics = to_lsp(analysis.diagnostics, lines, uri, doc.file, blocks)
         self.text_document_publish_diagnostics(
             lsp.PublishDiagnosticsParams(uri=uri, diagnostics=diagnostics, version=version))
 
@@ -82,37 +80,6 @@ def _version() -> str:
         return version("netspec")
     except PackageNotFoundError:  # run from a source tree that is not installed
         return "unknown"
-
-
-def to_range(loc: Loc | None, lines: list[str]) -> lsp.Range:
-    if loc is None:
-        return lsp.Range(lsp.Position(0, 0), lsp.Position(0, 0))
-    line, col = loc.line - 1, loc.col - 1
-    end_line, end_col = value_end(lines, line, col)
-    if (end_line, end_col) <= (line, col):  # nothing to underline (the end of the file): one character
-        end_line, end_col = line, col + 1
-    return lsp.Range(lsp.Position(line, col), lsp.Position(end_line, end_col))
-
-
-def to_lsp(d: Diagnostic, lines: list[str], uri: str, file: str, blocks: dict[str, Loc]) -> lsp.Diagnostic:
-    """An LSP diagnostic; each block expansion that made the node is related
-    information: the instance, and the block's name where it is defined
-    (`blocks`; a frame itself points at the block's body)."""
-    who = f"node '{d.node}'" + (f" ({d.op})" if d.op else "") + ": " if d.node else ""
-    message = who + d.message + (f"\nhint: {d.hint}" if d.hint else "")
-    related = []
-    for frame in reversed(d.trace):  # the innermost block first, as the command line prints them
-        repeat = f"repeat {frame.repeat} of " if frame.repeat is not None else ""
-        if frame.instance_loc is not None and frame.instance_loc.file == file:
-            related.append(lsp.DiagnosticRelatedInformation(
-                lsp.Location(uri, to_range(frame.instance_loc, lines)),
-                f"{repeat}instance '{frame.instance}' of block '{frame.block}'"))
-        block_loc = blocks.get(frame.block, frame.block_loc)
-        if block_loc is not None and block_loc.file == file:
-            related.append(lsp.DiagnosticRelatedInformation(
-                lsp.Location(uri, to_range(block_loc, lines)), f"block '{frame.block}' is defined here"))
-    return lsp.Diagnostic(range=to_range(d.loc, lines), message=message, severity=SEVERITY.get(d.severity),
-                          source="netspec", related_information=related or None)
 
 
 def make_server() -> SpecServer:
