@@ -233,6 +233,11 @@ def test_hover_definition_completion_hints_and_variant():
         assert "kernel" not in items and "in" in items  # kernel is given already
         at = position("add: {op: add, in: [bn2", "bn2")
         assert {"x", "conv1", "bn1", "relu1", "conv2", "bn2", "downsample"} <= set(await labels(at))
+        at = position("downsample: {block: projection", "projection")
+        assert set(await labels(at)) == {"projection", "basic", "bottleneck"}
+        at = position("downsample: {block: projection", " channels")  # keys not given yet, and not 'op'
+        got = set(await labels(at))
+        assert {"repeat", "overrides", "doc"} <= got and not {"channels", "stride", "op", "block", "in"} & got
 
         hints = await asyncio.wait_for(client.text_document_inlay_hint_async(lsp.InlayHintParams(
             lsp.TextDocumentIdentifier(URI), lsp.Range(lsp.Position(0, 0), lsp.Position(len(LINES), 0)))), TIMEOUT)
