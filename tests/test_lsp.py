@@ -279,6 +279,17 @@ def test_hover_definition_completion_hints_and_variant(server):
         s.note("hover: layer2 (variant 50)", text)
         assert "block `bottleneck`" in text and "4 instances in variant 50" in text
         assert "`layer2.0` → `[N, 512, 28, 28]`" in text
+
+        # A spec without that variant is shown in its default, and says so where its variants are.
+        vgg = SPECS / "vgg.yaml"
+        client.text_document_did_open(lsp.DidOpenTextDocumentParams(lsp.TextDocumentItem(
+            uri=vgg.as_uri(), language_id="yaml", version=1, text=vgg.read_text())))
+        (note,) = await s.diagnostics(1)
+        assert note.severity == lsp.DiagnosticSeverity.Information and "no variant '50'" in note.message
+        assert note.range.start == lsp.Position(vgg.read_text().split("\n").index("variants:"), 0)
+        client.text_document_did_close(lsp.DidCloseTextDocumentParams(lsp.TextDocumentIdentifier(vgg.as_uri())))
+        assert await s.diagnostics() == []  # closing clears them
+
         client.workspace_did_change_configuration(lsp.DidChangeConfigurationParams({"netspec": {"variant": "18"}}))
         assert await s.diagnostics() == []
 
