@@ -17,6 +17,7 @@ from common import SPECS
 from test_front_half_without_torch import BLOCKED, CLI
 
 from compiler.editor.sections import SectionLoader, sections
+from compiler.errors import SpecError
 from compiler.frontend import load_text
 from compiler.ops import OPS, public_ops
 
@@ -298,15 +299,47 @@ def test_hover_definition_completion_hints_and_variant(server):
 
 @pytest.mark.parametrize("spec", sorted(SPECS.glob("*.yaml")), ids=lambda p: p.stem)
 def test_sections_load_as_the_whole_file(spec):
-    """The editor loads a spec one top-level section at a time: the tree, and
-    every position in it, are those of loading the file whole."""
+    """The editor loads a spec one top-level section, or one entry of it, at
+    a time: the tree, and every position in it, are those of loading the
+    file whole; after an edit only the entry edited is read again."""
     text = spec.read_text()
-    assert sections(text) is not None  # the zoo is read in sections, not all at once
+    assert sections(text) is not None  # the zoo is read in pieces, not all at once
     loader = SectionLoader(str(spec))
     assert _located(loader.load(text)) == _located(load_text(text, str(spec)))
-    edited = text.replace("nodes:\n", "nodes:\n  # a comment typed\n", 1)
+    lines = text.split("\n")
+    first_node = lines.index("nodes:") + 1 + next(
+        i for i, line in enumerate(lines[lines.index("nodes:") + 1:]) if line.strip()[:1] not in ("", "#"))
+    lines[first_node] += "  # a comment typed"
+    edited = "\n".join(lines)
     assert _located(loader.load(edited)) == _located(load_text(edited, str(spec)))
-    assert 0 < loader.reloaded < len(sections(edited))  # the sections before the edit were kept
+    assert loader.reloaded == 1
+
+
+TRICKY = {
+    "flow mapping continued at the entry's indentation": "name: a\nnodes:\n  a: {op: relu,\n  in: x}\n",
+    "a node given twice, in two entries": "name: a\nnodes:\n  a: {op: relu}\n  a: {op: relu}\n",
+    "a top-level key given twice": "name: a\nnodes:\n  a: {op: relu}\nname: b\n",
+    "an anchor and its alias in two sections": "name: a\nparams: {w: &w 3}\nnodes:\n  a: {op: relu, k: *w}\n",
+    "a list under a key": "name: a\ninputs:\n  - x\n  - y\n",
+    "entries less indented than the first": "name: a\nnodes:\n    a: {op: relu}\n  b: {op: relu}\n",
+    "a comment on the key's line and between entries": "name: a\nnodes:  # the layers\n  a: {op: relu}\n# c\n  b: 1\n",
+    "a block-style entry": "name: a\nnodes:\n  a:\n    op: relu\n\n    in: x\n  b: {op: relu}\n",
+    "a YAML error in one entry": "name: a\nnodes:\n  a: {op: relu\n  b: {op: relu}\n",
+    "a key with no value, then an entry": "name: a\nblocks:\nnodes:\n  a: {op: relu}\n",
+}
+
+
+@pytest.mark.parametrize("text", TRICKY.values(), ids=TRICKY.keys())
+def test_sections_load_tricky_texts_as_the_whole_file(text):
+    """The same tree at the same positions, or the same error, as loading whole."""
+    try:
+        whole = _located(load_text(text, "t.yaml"))
+    except SpecError as e:
+        with pytest.raises(SpecError) as raised:
+            SectionLoader("t.yaml").load(text)
+        assert raised.value.format() == e.format()
+    else:
+        assert _located(SectionLoader("t.yaml").load(text)) == whole
 
 
 def _located(value):
