@@ -326,6 +326,11 @@ TRICKY = {
     "a block-style entry": "name: a\nnodes:\n  a:\n    op: relu\n\n    in: x\n  b: {op: relu}\n",
     "a YAML error in one entry": "name: a\nnodes:\n  a: {op: relu\n  b: {op: relu}\n",
     "a key with no value, then an entry": "name: a\nblocks:\nnodes:\n  a: {op: relu}\n",
+    "a block's nodes": "name: a\nblocks:\n  b:\n    nodes:\n      x: {op: relu}\n\n      y: {op: relu}\nnodes:\n  a: {block: b}\n",
+    "a list inside a block": "name: a\nblocks:\n  b:\n    inputs:\n      - x\n    nodes:\n      x1: {op: relu}\n",
+    "a block's node given twice": "name: a\nblocks:\n  b:\n    nodes:\n      x: {op: relu}\n      x: {op: relu}\n",
+    "numbers as keys": "name: a\nvariants:\n  50: {}\n  18:\n    a: 1\n",
+    "a multi-line value under a key": "name: a\ndescription:\n  one line,\n  and another\n",
 }
 
 

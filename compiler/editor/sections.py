@@ -3,11 +3,12 @@
 Reading YAML is most of what checking a spec costs (on resnet.yaml about
 half: PyYAML's parser is pure Python), and a keystroke changes one entry of
 one section (a node under `nodes:`, a block under `blocks:`).
-`SectionLoader` splits the text into its top-level sections, and a section
-`key:` holding a mapping into its entries; it keeps each piece's loaded tree
-by its text and first line, reloads only the pieces that changed, and joins
-them into the tree `load_text` would have given, positions included
-(tests/test_lsp.py compares the two on every spec of the zoo).
+`SectionLoader` splits the text into its top-level sections, and an entry
+`key:` holding a block mapping into its entries, down to a block's nodes; it
+keeps each piece's loaded tree by its text and first line, reloads only the
+pieces that changed, and joins them into the tree `load_text` would have
+given, positions included (tests/test_lsp.py compares the two on every spec
+of the zoo, and on texts made to trip the split).
 
 Whatever the join could get wrong goes to `load_text` whole: YAML anchors
 (an alias may reach across pieces), tabs, directives and document markers, a
@@ -25,6 +26,7 @@ TOP_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*\s*:(\s|$)")
 HEADER = re.compile(r"([A-Za-z_][A-Za-z0-9_\-]*)\s*:\s*(#.*)?$")  # `nodes:` with nothing after it
 ANCHOR = re.compile(r"(^|[\s\[{,:])&[^\s]")
 NOT_A_KEY = tuple("-?&*!{[|>%@`")  # an entry line starting so is not a plain `key: value`
+MAX_LEVELS = 4  # `blocks:` > `bottleneck:` > `nodes:` > a node: deeper entries are read whole
 
 
 def sections(text: str) -> list[tuple[int, str]] | None:
@@ -34,53 +36,41 @@ def sections(text: str) -> list[tuple[int, str]] | None:
     if ANCHOR.search(text) or "\t" in text:
         return None
     lines = text.split("\n")
-    starts = []
-    for i, line in enumerate(lines):
-        if not line or line[0] in " #":
-            continue
-        if not TOP_KEY.match(line):  # '---', '%YAML', '- item', '{...}', 'key without colon'
-            return None
-        starts.append(i)
+    starts = _starts(lines, 0, len(lines))
     if not starts:
         return None
-    starts[0] = 0
-    return _pieces(lines, starts, 0)
+    return [(a, "\n".join(lines[a:b])) for a, b in zip(starts, starts[1:] + [len(lines)])]
 
 
-def entries(first: int, section: str) -> tuple[str, int, list[tuple[int, str]]] | None:
-    """A section `key:` whose value is a block mapping, as its key, the line
-    of the key, and its entries as (first line, text); None for any other
-    section (`name: resnet`, a list, a flow mapping)."""
-    lines = section.split("\n")
-    header = next((i for i, line in enumerate(lines) if line.strip()[:1] not in ("", "#")), None)
-    match = HEADER.match(lines[header]) if header is not None else None
-    if match is None:
-        return None
+def _starts(lines: list[str], start: int, end: int) -> list[int] | None:
+    """The first line of each entry of lines[start:end], all at the
+    indentation of the first (comment lines before it go with the first);
+    None if a line is less indented, or an entry is not a plain `key:`."""
     starts, indent = [], None
-    for i in range(header + 1, len(lines)):
+    for i in range(start, end):
         line = lines[i]
         stripped = line.lstrip(" ")
         if not stripped or stripped.startswith("#"):
             continue
         width = len(line) - len(stripped)
         indent = width if indent is None else indent
-        if width < indent or (width == indent and stripped.startswith(NOT_A_KEY)):
+        if width < indent:
             return None
         if width == indent:
+            if stripped.startswith(NOT_A_KEY) or not TOP_KEY.match(stripped):
+                return None  # '- item', '{...}', '---', '%YAML', a quoted or numbered key, no colon
             starts.append(i)
-    if not starts:
-        return None
-    starts[0] = header + 1  # comments between the key and its first entry go with that entry
-    return match.group(1), first + header, _pieces(lines, starts, first)
-
-
-def _pieces(lines: list[str], starts: list[int], offset: int) -> list[tuple[int, str]]:
-    bounds = starts + [len(lines)]
-    return [(offset + bounds[k], "\n".join(lines[bounds[k]:bounds[k + 1]])) for k in range(len(starts))]
+    if starts:
+        starts[0] = start
+    return starts or None
 
 
 class _Fallback(Exception):
-    """The pieces cannot be joined: load the text whole."""
+    """The text cannot be read in pieces (a YAML error, a key given twice): load it whole."""
+
+
+class _Whole(Exception):
+    """This entry cannot be split (its value is not a mapping of plain keys): read it whole."""
 
 
 class SectionLoader:
@@ -92,49 +82,62 @@ class SectionLoader:
         self.reloaded = 0  # pieces parsed by the last load (-1: the text was loaded whole)
 
     def load(self, text: str) -> Map:
-        parts = sections(text)
-        if parts is None:
-            self.reloaded = -1
-            return load_text(text, self.file)
         self.kept, self.cache, self.reloaded = self.cache, {}, 0
+        lines = text.split("\n")
         try:
-            return self._join([self._section(first, chunk) for first, chunk in parts])
-        except _Fallback:
+            if sections(text) is None:
+                raise _Fallback
+            return self._mapping(lines, 0, len(lines), ())
+        except (_Fallback, _Whole):
             self.reloaded = -1
             return load_text(text, self.file)  # which says what is wrong with it
 
-    def _piece(self, key: tuple, text: str) -> Map:
-        tree = self.kept.get(key)
+    def _mapping(self, lines: list[str], start: int, end: int, headers: tuple) -> Map:
+        """The mapping of the entries written in lines[start:end], which lie
+        under the keys `headers` ((line text, key) from the top)."""
+        starts = _starts(lines, start, end)
+        if starts is None:
+            raise _Whole
+        return self._join([self._entry(lines, a, b, headers) for a, b in zip(starts, starts[1:] + [end])])
+
+    def _entry(self, lines: list[str], start: int, end: int, headers: tuple) -> Map:
+        """One entry, as a mapping of its one key: split into its own entries
+        where its value is a block mapping, else read whole."""
+        at = next(i for i in range(start, end) if lines[i].strip()[:1] not in ("", "#"))
+        match = HEADER.match(lines[at].strip())
+        if match and len(headers) < MAX_LEVELS - 1 and any(lines[i].strip()[:1] not in ("", "#")
+                                                            for i in range(at + 1, end)):
+            key = match.group(1)
+            try:
+                inner = self._mapping(lines, at + 1, end, headers + ((lines[at].rstrip(), key),))
+            except _Whole:
+                inner = None
+            if inner is not None:
+                entry = Map()
+                entry[key] = inner
+                entry.loc = key_loc = Loc(self.file, at + 1, len(lines[at]) - len(lines[at].lstrip()) + 1)
+                entry.key_locs, entry.value_locs = {key: key_loc}, {key: inner.loc}
+                return entry
+        return self._piece(lines, start, end, headers)
+
+    def _piece(self, lines: list[str], start: int, end: int, headers: tuple) -> Map:
+        chunk = "\n".join(lines[start:end])
+        cache_key = (tuple(h for h, _ in headers), start, chunk)
+        tree = self.kept.get(cache_key)
         if tree is None:
+            # Blank lines, then the keys above it, put the piece where it is in the whole text.
+            text = "\n" * (start - len(headers)) + "".join(h + "\n" for h, _ in headers) + chunk
             try:
                 tree = load_text(text, self.file)
             except SpecError:
                 raise _Fallback from None
+            for _, key in headers:
+                tree = tree.get(key)
+                if not isinstance(tree, Map):
+                    raise _Whole  # e.g. a list, or nothing: the entry above is read whole
             self.reloaded += 1
-        self.cache[key] = tree
+        self.cache[cache_key] = tree
         return tree
-
-    def _section(self, first: int, chunk: str) -> Map:
-        split = entries(first, chunk)
-        if split is None:
-            # Blank lines in front keep every position where it is in the whole text.
-            tree = self._piece((first, chunk), "\n" * first + chunk)
-            if len(tree) != 1:
-                raise _Fallback
-            return tree
-        key, line, pieces = split
-        trees = []
-        for start, piece in pieces:
-            # The section's key on the line before the entry, so that the entry loads where it is.
-            tree = self._piece((key, start, piece), "\n" * (start - 1) + f"{key}:\n" + piece)
-            if not isinstance(tree.get(key), Map):
-                raise _Fallback
-            trees.append(tree[key])
-        section = Map()
-        section.loc = section_key = Loc(self.file, line + 1, 1)
-        section[key] = self._join(trees)
-        section.key_locs, section.value_locs = {key: section_key}, {key: section[key].loc}
-        return section
 
     def _join(self, trees: list[Map]) -> Map:
         joined = Map()
