@@ -236,6 +236,11 @@ def test_hover_definition_completion_hints_and_variant(server):
         assert "`layer2.0` → `[N, 128, 28, 28]`" in text and "channels=128, stride=2, project=true" in text
         assert "`channels` (required)" in text
 
+        text = await s.hover(position("  projection:", "projection"))
+        s.note("hover: block 'projection' where it is defined (variant 18)", text)
+        assert text.startswith("block **projection**, the shortcut where the shape changes")
+        assert "3 instances in variant 18" in text and "`layer4.0.downsample` → `[N, 512, 7, 7]`" in text
+
         found = await asyncio.wait_for(client.text_document_definition_async(lsp.DefinitionParams(
             lsp.TextDocumentIdentifier(URI), position("add: {op: add, in: [bn2", "bn2")), ), TIMEOUT)
         s.note("definition: 'bn2' in basic's add", f"{found.uri} {found.range}")

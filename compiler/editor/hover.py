@@ -66,18 +66,29 @@ def _block_entry(entry: Entry, outline: Outline, index: GraphIndex) -> str:
     if names and graph.instances.get(names[0]):
         block = graph.instances[names[0]].block
     head = f"**{entry.name}**{_where(entry)}: block `{block or entry.block}`"
-    doc = outline.tree.get("blocks", {}).get(block, {}) if block else {}
-    if isinstance(doc, dict) and isinstance(doc.get("doc"), str):
-        head += f", {doc['doc']}"
+    return "\n\n".join(_block_parts(head, block, names, outline, index))
+
+
+def block_text(block: str, outline: Outline, index: GraphIndex) -> str:
+    """The hover of a block's name where it is defined: its parameters and
+    every instance of it in the graph."""
+    names = [name for name, found in index.graph.instances.items() if found.block == block]
+    return "\n\n".join(_block_parts(f"block **{block}**", block, names, outline, index))
+
+
+def _block_parts(head: str, block: str | None, names: list[str], outline: Outline, index: GraphIndex) -> list[str]:
+    written = outline.tree.get("blocks", {}).get(block, {}) if block else {}
+    if isinstance(written, dict) and isinstance(written.get("doc"), str):
+        head += f", {written['doc']}"
     declared = outline.block_params.get(block or "", {})
     parts = [head]
     if declared:
         parts.append("parameters: " + ", ".join(
             f"`{k}`" + (" (required)" if v is None else f" = {display_value(v)}") for k, v in declared.items()))
     if not names:
-        parts.append(f"makes no instance in {_variant(graph)} (a `when` that is false, or a repeat of nothing)")
-        return "\n\n".join(parts)
-    parts.append(f"{len(names)} instance{'s' if len(names) > 1 else ''} in {_variant(graph)}:")
+        parts.append(f"makes no instance in {_variant(index.graph)} (a `when` that is false, or a repeat of nothing)")
+        return parts
+    parts.append(f"{len(names)} instance{'s' if len(names) > 1 else ''} in {_variant(index.graph)}:")
     listed = []
     for name in names[:MAX_LISTED]:
         outputs = index.instance_outputs(name)
@@ -88,7 +99,7 @@ def _block_entry(entry: Entry, outline: Outline, index: GraphIndex) -> str:
     if len(names) > MAX_LISTED:
         listed.append(f"- … and {len(names) - MAX_LISTED} more")
     parts.append("\n".join(listed))
-    return "\n\n".join(parts)
+    return parts
 
 
 def _variant(graph: Graph) -> str:
