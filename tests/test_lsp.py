@@ -39,6 +39,12 @@ def position(text: str, inside: str | None = None, start: int = 0) -> lsp.Positi
     return lsp.Position(row, LINES[row].index(inside or text))
 
 
+def utf16_position(before: str) -> lsp.Position:
+    """The position after `before`, in UTF-16 code units as LSP counts by default."""
+    line_start = before.rfind("\n") + 1
+    return lsp.Position(before.count("\n"), len(before[line_start:].encode("utf-16-le")) // 2)
+
+
 class Session:
     """One server process and what it published."""
 
@@ -60,16 +66,13 @@ class Session:
         change with its range), and wait for the diagnostics of that version."""
         current = "\n".join(self.lines)
         offset = current.index(old)
-        row = current.count("\n", 0, offset)
-        col = offset - (current.rfind("\n", 0, offset) + 1)
-        end_text = current[:offset + len(old)]
-        end = lsp.Position(end_text.count("\n"), len(end_text) - (end_text.rfind("\n") + 1))
+        start, end = utf16_position(current[:offset]), utf16_position(current[:offset + len(old)])
         self.lines = (current[:offset] + new + current[offset + len(old):]).split("\n")
         self.version += 1
         self.client.text_document_did_change(lsp.DidChangeTextDocumentParams(
             text_document=lsp.VersionedTextDocumentIdentifier(uri=URI, version=self.version),
             content_changes=[lsp.TextDocumentContentChangePartial(
-                range=lsp.Range(lsp.Position(row, col), end), text=new)]))
+                range=lsp.Range(start, end), text=new)]))
         return await self.diagnostics(self.version)
 
     async def hover(self, at: lsp.Position) -> str:
@@ -153,6 +156,13 @@ def test_diagnostics_appear_at_their_range_and_clear(server):
 
         # Out again: the diagnostics clear.
         assert await s.change("out_featurez:", "out_features:") == []
+
+        # Columns are in the client's units (UTF-16 by default): an emoji before counts two.
+        found = await s.change("fc: {op: linear, out_features:", 'fc: {op: linear, doc: "\U0001F600", out_featurez:')
+        assert len(found) == 1
+        row = line_of("fc: {op: linear")
+        assert found[0].range.start == lsp.Position(row, s.lines[row].index("out_featurez") + 1)
+        assert await s.change('doc: "\U0001F600", out_featurez:', "out_features:") == []
 
         # A shape error inside a block: the expansion chain as related information.
         found = await s.change("conv2: {op: conv2d, out_channels: $channels, kernel: 3, padding: 1, bias: false}",

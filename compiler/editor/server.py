@@ -16,6 +16,7 @@ from typing import Any
 
 from lsprotocol import types as lsp
 from pygls.lsp.server import LanguageServer
+from pygls.workspace.position_codec import ServerTextPosition
 
 from .completion import complete
 from .diagnostics import to_lsp, to_range
@@ -55,6 +56,11 @@ class SpecServer(LanguageServer):
         analysis, doc, lines = self.analysis(uri)
         blocks = analysis.outline.blocks if analysis.outline else {}
         diagnostics = to_lsp(analysis.diagnostics, lines, uri, doc.file, blocks)
+        text_doc = self.workspace.get_text_document(uri)
+        for d in diagnostics:
+            d.range = client_range(text_doc, d.range)
+            for related in d.related_information or ():
+                related.location.range = client_range(text_doc, related.location.range)
         self.text_document_publish_diagnostics(
             lsp.PublishDiagnosticsParams(uri=uri, diagnostics=diagnostics, version=version))
 
@@ -65,6 +71,21 @@ class SpecServer(LanguageServer):
             if isinstance(inner, dict) and "variant" in inner:
                 value = inner["variant"]
                 self.variant = str(value) if value not in (None, "") else None
+
+
+def server_position(text_doc, position: lsp.Position) -> lsp.Position:
+    """A client's position (UTF-16 units by default) in code points, as the text is indexed here."""
+    found = text_doc.position_from_client_units(position)
+    return lsp.Position(found.line, found.character)
+
+
+def client_range(text_doc, found: lsp.Range) -> lsp.Range:
+    """A range in code points in the client's units."""
+    return lsp.Range(client_position(text_doc, found.start), client_position(text_doc, found.end))
+
+
+def client_position(text_doc, position: lsp.Position) -> lsp.Position:
+    return text_doc.position_to_client_units(ServerTextPosition(position.line, position.character))
 
 
 def looks_like_spec(text: str) -> bool:
@@ -121,7 +142,7 @@ def make_server() -> SpecServer:
     @server.feature(lsp.TEXT_DOCUMENT_HOVER)
     def hover(ls: SpecServer, params: lsp.HoverParams) -> lsp.Hover | None:
         analysis, doc, lines = ls.analysis(params.text_document.uri)
-        shown, pos = doc.shown, params.position
+        shown, pos = doc.shown, server_position(ls.workspace.get_text_document(params.text_document.uri), params.position)
         here = analysis.outline or (shown.outline if shown else None)
         if shown is None or here is None:
             return None
@@ -145,18 +166,21 @@ def make_server() -> SpecServer:
         outline = analysis.outline
         if outline is None:
             return None
-        ref = outline.reference_at(params.position.line + 1, params.position.character + 1)
+        text_doc = ls.workspace.get_text_document(params.text_document.uri)
+        pos = server_position(text_doc, params.position)
+        ref = outline.reference_at(pos.line + 1, pos.character + 1)
         target = outline.target(ref) if ref else None
         if target is None:
             return None
-        return lsp.Location(params.text_document.uri, to_range(target, lines))
+        return lsp.Location(params.text_document.uri, client_range(text_doc, to_range(target, lines)))
 
     @server.feature(lsp.TEXT_DOCUMENT_COMPLETION,
                     lsp.CompletionOptions(trigger_characters=[":", " ", "[", ",", "{", "$"]))
     def completion(ls: SpecServer, params: lsp.CompletionParams) -> lsp.CompletionList:
         analysis, doc, lines = ls.analysis(params.text_document.uri)
         outline = analysis.outline or (doc.good.outline if doc.good else None)
-        items = complete(lines, params.position.line, params.position.character, outline)
+        pos = server_position(ls.workspace.get_text_document(params.text_document.uri), params.position)
+        items = complete(lines, pos.line, pos.character, outline)
         return lsp.CompletionList(is_incomplete=False, items=[lsp.CompletionItem(
             label=item.label, kind=ITEM_KIND[item.kind], detail=item.detail or None,
             documentation=lsp.MarkupContent(lsp.MarkupKind.Markdown, item.documentation) if item.documentation else None,
@@ -169,7 +193,9 @@ def make_server() -> SpecServer:
         if analysis.outline is None or shown is None:
             return []
         first, last = params.range.start.line, params.range.end.line
-        return [lsp.InlayHint(position=lsp.Position(h.line, h.col), label=h.label, kind=lsp.InlayHintKind.Type,
+        text_doc = ls.workspace.get_text_document(params.text_document.uri)
+        return [lsp.InlayHint(position=client_position(text_doc, lsp.Position(h.line, h.col)), label=h.label,
+                              kind=lsp.InlayHintKind.Type,
                               padding_left=True)
                 for h in shape_hints(analysis.outline, shown.outline, shown.index) if first <= h.line <= last]
 
