@@ -123,8 +123,8 @@ def _open_mapping(lines: list[str], line: int, col: int) -> str | None:
     opened, i, in_quote = [], 0, None
     while i < len(before):
         c = before[i]
-        if in_quote:
-            in_quote = None if c == in_quote else in_quote
+        if in_quote:  # a quote left open on its line is an apostrophe in a plain word (`doc: it's`)
+            in_quote = None if c in (in_quote, "\n") else in_quote
         elif c in "\"'":
             in_quote = c
         elif c == "{":
