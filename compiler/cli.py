@@ -166,10 +166,12 @@ def _parser(plugins: bool = True) -> tuple[argparse.ArgumentParser, list[str]]:
     p.add_argument("--check", action="store_true",
                    help="with -o: exit 1 if the file differs from what would be written")
 
-    command("lsp", "Run the language server on stdin and stdout (for editors).", cmd_lsp,
-            "Run netspec's language server over stdio: diagnostics as you type, hover with output shapes, "
-            "parameters and multiply-adds, go to definition, completion and shape hints. The variant shown is "
-            "the client's 'netspec.variant' setting. Set-up for VS Code and Neovim: docs/editor.md.")
+    p = command("lsp", "Run the language server on stdin and stdout (for editors).", cmd_lsp,
+                "Run netspec's language server over stdio: diagnostics as you type, hover with output shapes, "
+                "parameters and multiply-adds, go to definition, completion and shape hints. The variant shown is "
+                "the client's 'netspec.variant' setting. Set-up for VS Code and Neovim: docs/editor.md.")
+    p.add_argument("--stdio", action="store_true",
+                   help="accepted for clients that add it (stdin and stdout are the only transport)")
 
     problems = []
     from importlib.metadata import entry_points

@@ -78,7 +78,7 @@ def _source_of(model: Located) -> Map | None:
     """The located mapping a model was read from."""
     # Read from pydantic's private store directly: `model._source` goes
     # through pydantic's __getattr__, and expansion asks this thousands of
-    # times (ResNet-152's expansion took 3x as long that way).
+    # times (ResNet-152's expansion took about 2.5x as long that way).
     return (model.__pydantic_private__ or {}).get("_source")
 
 
