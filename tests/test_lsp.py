@@ -246,6 +246,9 @@ def test_hover_definition_completion_hints_and_variant(server):
         assert "`layer2.0` → `[N, 128, 28, 28]`" in text and "channels=128, stride=2, project=true" in text
         assert "`channels` (required)" in text
 
+        text = await s.hover(position("  image: {shape:", "image"))
+        assert text == "input **image**: `[N, 3, 224, 224]` float32\n\nread by `conv1`"
+
         text = await s.hover(position("  projection:", "projection"))
         s.note("hover: block 'projection' where it is defined (variant 18)", text)
         assert text.startswith("block **projection**, the shortcut where the shape changes")

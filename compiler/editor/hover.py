@@ -76,6 +76,18 @@ def block_text(block: str, outline: Outline, index: GraphIndex) -> str:
     return "\n\n".join(_block_parts(f"block **{block}**", block, names, outline, index))
 
 
+def input_text(name: str, index: GraphIndex) -> str:
+    """The hover of one of the spec's inputs: its shape and type, and what reads it."""
+    value = index.graph.inputs.get(name)
+    if value is None:
+        return f"input **{name}**"
+    readers = [r for r in index.readers.get(name, ()) if r]
+    read = ", ".join(f"`{r}`" for r in readers[:MAX_LISTED]) + (f" and {len(readers) - MAX_LISTED} more"
+                                                                  if len(readers) > MAX_LISTED else "")
+    return (f"input **{name}**: `{format_shape(value.shape)}` {value.dtype}\n\n"
+            + (f"read by {read}" if readers else "read by no node"))
+
+
 def _block_parts(head: str, block: str | None, names: list[str], outline: Outline, index: GraphIndex) -> list[str]:
     written = outline.tree.get("blocks", {}).get(block, {}) if block else {}
     if isinstance(written, dict) and isinstance(written.get("doc"), str):

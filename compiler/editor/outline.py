@@ -61,6 +61,7 @@ class Outline:
         self.names: dict[str | None, dict[str, Loc]] = {TOP: {}}  # what a reference in each scope can name
         self.blocks: dict[str, Loc] = {}
         self.block_params: dict[str, dict[str, Any]] = {}
+        self.inputs: dict[str, Loc] = {}  # the spec's inputs, where their names are written
         self._read()
         self._by_name = {(e.scope, e.name): e for e in self.entries}
 
@@ -71,6 +72,7 @@ class Outline:
         bounds += tree.key_locs.values()
         inputs = tree.get("inputs")
         if isinstance(inputs, Map):
+            self.inputs = dict(inputs.key_locs)
             self.names[TOP].update(inputs.key_locs)
         self._nodes(tree.get("nodes"), TOP, bounds)
         blocks = tree.get("blocks")
