@@ -137,6 +137,8 @@ def run_session(server, work) -> Session:
         loop.run_until_complete(asyncio.wait_for(work(session), 4 * TIMEOUT))
     finally:
         print("\n".join(session.transcript))
+        if session.lines != LINES:  # a failed session left its edits: the next starts from the file again
+            loop.run_until_complete(session.change("\n".join(session.lines), TEXT))
     return session
 
 
