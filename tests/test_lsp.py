@@ -250,6 +250,8 @@ def test_hover_definition_completion_hints_and_variant(server):
 
         text = await s.hover(position("  image: {shape:", "image"))
         assert text == "input **image**: `[N, 3, 224, 224]` float32\n\nread by `conv1`"
+        text = await s.hover(position("  logits: fc", "logits"))
+        assert text == "output **logits** = `fc`: `[N, 1000]` float32"
 
         text = await s.hover(position("  projection:", "projection"))
         s.note("hover: block 'projection' where it is defined (variant 18)", text)

@@ -88,6 +88,16 @@ def input_text(name: str, index: GraphIndex) -> str:
             + (f"read by {read}" if readers else "read by no node"))
 
 
+def output_text(name: str, index: GraphIndex) -> str:
+    """The hover of one of the spec's outputs: the node it is, and its shape."""
+    graph = index.graph
+    source = graph.outputs.get(name)
+    if source is None:
+        return f"output **{name}**"
+    value = graph.tensor(source)
+    return f"output **{name}** = `{source}`: `{format_shape(value.shape)}` {value.dtype}"
+
+
 def _block_parts(head: str, block: str | None, names: list[str], outline: Outline, index: GraphIndex) -> list[str]:
     written = outline.tree.get("blocks", {}).get(block, {}) if block else {}
     if isinstance(written, dict) and isinstance(written.get("doc"), str):

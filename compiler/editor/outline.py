@@ -62,6 +62,7 @@ class Outline:
         self.blocks: dict[str, Loc] = {}
         self.block_params: dict[str, dict[str, Any]] = {}
         self.inputs: dict[str, Loc] = {}  # the spec's inputs, where their names are written
+        self.outputs: dict[str, Loc] = {}  # and its outputs
         self._read()
         self._by_name = {(e.scope, e.name): e for e in self.entries}
 
@@ -75,6 +76,11 @@ class Outline:
             self.inputs = dict(inputs.key_locs)
             self.names[TOP].update(inputs.key_locs)
         self._nodes(tree.get("nodes"), TOP, bounds)
+        outputs = tree.get("outputs")
+        if isinstance(outputs, Map):
+            self.outputs = dict(outputs.key_locs)
+        elif "outputs" in tree:  # `outputs: fc`: one output, named 'output'
+            self.outputs = {"output": tree.key_locs["outputs"]}
         blocks = tree.get("blocks")
         if isinstance(blocks, Map):
             bounds += blocks.key_locs.values()

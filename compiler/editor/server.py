@@ -22,7 +22,7 @@ from .completion import complete
 from .diagnostics import to_lsp, to_range
 from .document import Analysis, Document
 from .hints import shape_hints
-from .hover import block_text, hover_text, input_text
+from .hover import block_text, hover_text, input_text, output_text
 from .spans import word_at
 
 # Changes sent together (a paste, a multi-cursor edit, a fast burst of keys)
@@ -150,6 +150,7 @@ def make_server() -> SpecServer:
         analysed = shown.outline.find(entry.scope, entry.name) if entry else None
         block = next((name for name, loc in here.blocks.items() if loc.line == pos.line + 1), None)
         given = next((name for name, loc in here.inputs.items() if loc.line == pos.line + 1), None)
+        output = next((name for name, loc in here.outputs.items() if loc.line == pos.line + 1), None)
         if analysed is not None:
             word = word_at(lines[pos.line], pos.character) if pos.line < len(lines) else None
             text = hover_text(analysed, shown.outline, shown.index, word[0] if word else None)
@@ -157,6 +158,8 @@ def make_server() -> SpecServer:
             text = block_text(block, shown.outline, shown.index)
         elif given is not None:
             text = input_text(given, shown.index)
+        elif output is not None:
+            text = output_text(output, shown.index)
         else:
             return None
         if shown is not analysis:
