@@ -159,6 +159,14 @@ def test_diagnostics_appear_at_their_range_and_clear(server):
         # Out again: the diagnostics clear.
         assert await s.change("out_featurez:", "out_features:") == []
 
+        # A warning: a node no output needs.
+        found = await s.change("out_features: $num_classes}\n", "out_features: $num_classes}\n  extra: {op: relu}\n")
+        s.note("diagnostic: a warning", "\n".join(f"{d.range} {d.message}" for d in found))
+        assert [(d.severity, d.range.start, d.range.end.character) for d in found] == [
+            (lsp.DiagnosticSeverity.Warning, lsp.Position(line_of("  fc: {op: linear") + 1, 2), 7)]
+        assert "unused" in found[0].message
+        assert await s.change("  extra: {op: relu}\n", "") == []
+
         # Columns are in the client's units (UTF-16 by default): an emoji before counts two.
         found = await s.change("fc: {op: linear, out_features:", 'fc: {op: linear, doc: "\U0001F600", out_featurez:')
         assert len(found) == 1
@@ -207,7 +215,7 @@ def test_diagnostics_appear_at_their_range_and_clear(server):
         assert await s.diagnostics(1) == []
 
     session = run_session(server, work)
-    assert len(session.transcript) == 4
+    assert len(session.transcript) == 5
 
 
 NOT_INSTALLED = """
