@@ -177,6 +177,13 @@ def _parser(plugins: bool = True) -> tuple[argparse.ArgumentParser, list[str]]:
     p.add_argument("--check", action="store_true",
                    help="with -o: exit 1 if the file differs from what would be written")
 
+    p = command("lsp", "Run the language server on stdin and stdout (for editors).", cmd_lsp,
+                "Run netspec's language server over stdio: diagnostics as you type, hover with output shapes, "
+                "parameters and multiply-adds, go to definition, completion and shape hints. The variant shown is "
+                "the client's 'netspec.variant' setting. Set-up for VS Code and Neovim: docs/editor.md.")
+    p.add_argument("--stdio", action="store_true",
+                   help="accepted for clients that add it (stdin and stdout are the only transport)")
+
     problems = []
     if not plugins:
         return parser, problems
@@ -395,6 +402,18 @@ def cmd_schema(args) -> int:
     except OSError as e:
         raise ResourceError(f"cannot write {args.output}: {e.strerror or e}") from None
     print(f"wrote {args.output}")
+    return 0
+
+
+def cmd_lsp(args) -> int:
+    try:
+        from .editor.server import serve  # pygls: only this command loads it
+    except ImportError as e:
+        if (e.name or "").split(".")[0] not in ("pygls", "lsprotocol"):
+            raise
+        raise ResourceError(f"the language server needs pygls: {e}",
+                            hint="pip install 'netspec[editor]' (or pip install 'pygls>=2')") from None
+    serve()
     return 0
 
 

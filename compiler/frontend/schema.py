@@ -41,34 +41,26 @@ class Located(BaseModel):
         return model
 
     @property
-    def _written(self) -> Map | None:
-        # A private attribute read as `self._source` goes through pydantic's
-        # __getattr__: that was 0.3 s of 0.5 s of expanding ResNet-152, as
-        # the position helpers below run for every value. The slot is direct.
-        private = self.__pydantic_private__
-        return private.get("_source") if private else None
-
-    @property
     def loc(self) -> Loc | None:
-        source = self._written
+        source = _source_of(self)
         return source.loc if source is not None else None
 
     def has(self, key: str) -> bool:
         """Whether `key` (as written in YAML: 'in', not 'inputs') was given."""
-        source = self._written
+        source = _source_of(self)
         return source is not None and key in source
 
     def key_loc(self, key) -> Loc | None:
-        source = self._written
+        source = _source_of(self)
         return source.key_locs.get(key, source.loc) if source is not None else None
 
     def value_loc(self, key) -> Loc | None:
-        source = self._written
+        source = _source_of(self)
         return source.loc_of(key) if source is not None else None
 
     def written(self, key) -> Map | Seq | Any:
         """The value of `key` as loaded, with the positions of its entries."""
-        source = self._written
+        source = _source_of(self)
         return source.get(key) if source is not None else None
 
     def entry_loc(self, key, entry) -> Loc | None:
@@ -80,6 +72,14 @@ class Located(BaseModel):
         """Where the key `entry` inside the mapping `key` is."""
         inner = self.written(key)
         return inner.key_locs.get(entry, inner.loc) if isinstance(inner, Map) else self.value_loc(key)
+
+
+def _source_of(model: Located) -> Map | None:
+    """The located mapping a model was read from."""
+    # Read from pydantic's private store directly: `model._source` goes
+    # through pydantic's __getattr__, and expansion asks this thousands of
+    # times (ResNet-152's expansion took about 2.5x as long that way).
+    return (model.__pydantic_private__ or {}).get("_source")
 
 
 class InputSpec(Located):
