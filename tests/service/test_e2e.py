@@ -208,7 +208,8 @@ def test_errors_then_a_valid_call(client):
         (infer([wrong_shape]), "StatusCode.INVALID_ARGUMENT", ["'image'", "[-1, 1, 28, 28]", "[1, 1, 28, 27]"]),
         (infer([wrong_bytes]), "StatusCode.INVALID_ARGUMENT", ["'image'", "3136 bytes", "6272 bytes"]),
         (lambda: client.get_model_metadata("nope"), "StatusCode.NOT_FOUND", ["nope"]),
-        (lambda: client.get_system_shared_memory_status(), "StatusCode.UNIMPLEMENTED", ["shared memory"]),
+        (lambda: client.get_system_shared_memory_status(), "StatusCode.UNAVAILABLE", ["--allow-client-shm true"]),
+        (lambda: client.get_cuda_shared_memory_status(), "StatusCode.UNIMPLEMENTED", ["CUDA shared memory"]),
     ]
     for call, status, words in cases:
         got_status, message = _status(call)

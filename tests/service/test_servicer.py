@@ -248,7 +248,7 @@ def test_errors_have_their_status_and_the_server_keeps_serving(repo_dir):
             with pytest.raises(grpc.aio.AioRpcError) as info:
                 await stub.ModelMetadata(pb.ModelMetadataRequest(name="nope"))
             assert info.value.code() == grpc.StatusCode.NOT_FOUND
-            for call, request in ((stub.SystemSharedMemoryStatus, pb.SystemSharedMemoryStatusRequest()),
+            for call, request in ((stub.CudaSharedMemoryStatus, pb.CudaSharedMemoryStatusRequest()),
                                   (stub.CudaSharedMemoryRegister, pb.CudaSharedMemoryRegisterRequest()),
                                   (stub.TraceSetting, pb.TraceSettingRequest()),
                                   (stub.LogSettings, pb.LogSettingsRequest())):
@@ -503,9 +503,9 @@ def test_large_typed_contents_are_decoded_off_the_event_loop(repo_dir, monkeypat
     threads = []
     decode = Inference._decode
 
-    def recording(runtime, request):
+    def recording(runtime, request, *rest):
         threads.append(threading.current_thread() is threading.main_thread())
-        return decode(runtime, request)
+        return decode(runtime, request, *rest)
 
     monkeypatch.setattr(Inference, "_decode", staticmethod(recording))
     rows = 40_000  # 160,000 typed values: about 1.3 MB on the wire
