@@ -286,3 +286,44 @@ def test_perf_analyzer_with_system_shared_memory(server, client):
     # Windows that disagree (other tests share the cores) are perf_analyzer's only allowed complaint.
     assert done.returncode == 0 or "Failed to obtain stable measurement" in output, output
     assert not client.get_system_shared_memory_status(headers=HEADERS).regions
+
+
+# --- the registry alone: region lifetime ----------------------------------------------
+
+
+def _open_descriptors() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_a_region_unregistered_in_use_stays_readable_until_released(tmp_path):
+    from service.errors import NotFound, SharedMemoryDisabled
+    from service.shared_memory import Placement, SharedMemory
+
+    (tmp_path / "obj").write_bytes(bytes(range(64)))
+    registry = SharedMemory(directory=tmp_path)
+    before = _open_descriptors()
+    registry.register("r", "/obj", 16, 32)
+    assert _open_descriptors() == before + 1
+    with registry.hold(["r"]) as held:
+        registry.unregister("r")
+        assert not registry.status()
+        with pytest.raises(NotFound):
+            with registry.hold(["r"]):
+                pass
+        target = bytearray(8)
+        held["r"].check(Placement("r", 4, 8), "input 'x'")
+        held["r"].read_into(4, memoryview(target), "input 'x'")
+        assert bytes(target) == bytes(range(20, 28))  # offsets count from the registered offset
+        assert _open_descriptors() == before + 1
+    assert _open_descriptors() == before  # closed with its last user
+
+    registry.register("a", "/obj", 0, 64)
+    registry.register("b", "/obj", 0, 8)
+    registry.close()  # what shutdown does
+    assert _open_descriptors() == before and not registry.status()
+
+    off = SharedMemory(enabled=False, directory=tmp_path)
+    with pytest.raises(SharedMemoryDisabled, match="--allow-client-shm true"):
+        off.register("a", "/obj", 0, 8)
+    with off.hold([]) as nothing:  # requests without shared memory pass
+        assert nothing == {}
