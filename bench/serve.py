@@ -434,15 +434,30 @@ def _measured_with_cpu(server: Process, model: str, run) -> dict:
     return {**result, "server_ms": 1e3 * (server1 - server0) / count, "client_ms": 1e3 * (client1 - client0) / count}
 
 
+# resnet18's input and an output as large, with next to no work between:
+# what the transport costs when the model costs nothing.
+PAYLOAD_SPEC = """name: relu224
+inputs: {image: {shape: [N, 3, 224, 224]}}
+nodes:
+  act: {op: relu}
+outputs: {features: act}
+"""
+
+
 def shared_memory_main(args) -> int:
     """The same model, server and concurrency, requests over gRPC and through
     system shared memory, alternating for --rounds rounds; prints the medians
-    and shm / gRPC."""
+    and shm / gRPC. relu224 (PAYLOAD_SPEC) comes first, then the models."""
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         repository = Path(tmp) / "batching"
         models = compile_models(repository, batching=True)
         models = [m for m in models if not args.models or m in args.models]
+        spec = Path(tmp) / "relu224.yaml"
+        spec.write_text(PAYLOAD_SPEC)
+        subprocess.run([sys.executable, "-m", "compiler.cli", "compile", str(spec), "--repository", str(repository),
+                        "--quiet"], cwd=ROOT, check=True)
+        models.insert(0, "relu224")
         server = start_netspec(repository, args.device, "--allow-client-shm", "true")
         try:
             for model in models:

@@ -8,6 +8,7 @@ nothing here knows about gRPC.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from dataclasses import dataclass, field
 
@@ -82,8 +83,9 @@ class Inference:
         self.shared_memory = shared_memory or SharedMemory(enabled=False)
 
     async def infer(self, request: InferRequest) -> InferResponse:
+        names = request.regions()
         with self.repository.use(request.model, request.version) as served, \
-                self.shared_memory.hold(request.regions()) as regions:
+                (self.shared_memory.hold(names) if names else _NO_REGIONS) as regions:
             start = time.perf_counter_ns()
             reason = "OTHER"  # why it failed, in Triton's terms (service/stats.py)
             try:
@@ -155,6 +157,8 @@ class Inference:
 
 
 # --- system shared memory ---------------------------------------------------------
+
+_NO_REGIONS = contextlib.nullcontext({})  # what a request without shared memory holds
 
 
 def _check_placements(request: InferRequest, regions: dict) -> None:

@@ -287,6 +287,8 @@ SHM_REGION, SHM_OFFSET, SHM_SIZE = "shared_memory_region", "shared_memory_offset
 def _placement(tensor, what: str) -> Placement | None:
     """The shared memory parameters of an input or requested output, as Triton reads them."""
     params = tensor.parameters
+    if not params:
+        return None
     if SHM_REGION not in params:
         for key in (SHM_OFFSET, SHM_SIZE):
             if key in params:

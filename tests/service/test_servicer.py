@@ -235,6 +235,39 @@ ERROR_CASES += [
 ]
 
 
+def _shm_case(**params):
+    """A request whose input x names shared memory with these parameters (ints as int64_param)."""
+    request = infer_request("twoheads", {"x": np.zeros((1, 4), np.float32)})
+    del request.raw_input_contents[:]
+    for key, value in params.items():
+        param = request.inputs[0].parameters[f"shared_memory_{key}"]
+        if isinstance(value, str):
+            param.string_param = value
+        elif isinstance(value, float):
+            param.double_param = value
+        else:
+            param.int64_param = value
+    return request
+
+
+# The parameters are read as Triton reads them; a well-formed request still
+# finds shared memory off (these servers run without --allow-client-shm).
+ERROR_CASES += [
+    ("shm offset without region", lambda: _shm_case(offset=0, byte_size=16), grpc.StatusCode.INVALID_ARGUMENT,
+     ["input 'x'", "'shared_memory_offset' is set without 'shared_memory_region'"]),
+    ("shm region not a string", lambda: _shm_case(region=3, byte_size=16), grpc.StatusCode.INVALID_ARGUMENT,
+     ["'shared_memory_region' must be a string_param"]),
+    ("shm without byte size", lambda: _shm_case(region="r"), grpc.StatusCode.INVALID_ARGUMENT,
+     ["'shared_memory_byte_size' must be given"]),
+    ("shm size not an integer", lambda: _shm_case(region="r", byte_size=16.0), grpc.StatusCode.INVALID_ARGUMENT,
+     ["'shared_memory_byte_size' must be an int64_param"]),
+    ("shm negative offset", lambda: _shm_case(region="r", byte_size=16, offset=-8), grpc.StatusCode.INVALID_ARGUMENT,
+     ["'shared_memory_offset' is -8"]),
+    ("shm while off", lambda: _shm_case(region="r", byte_size=16), grpc.StatusCode.UNAVAILABLE,
+     ["--allow-client-shm true"]),
+]
+
+
 def test_errors_have_their_status_and_the_server_keeps_serving(repo_dir):
     async def body():
         async with serving(repo_dir) as (stub, repository, _c):
