@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import queue
 import re
 import shutil
 import subprocess
@@ -115,6 +116,23 @@ def test_lenet_through_shared_memory_equals_the_grpc_path(client):
         # The region is read at each request: new contents, new answer.
         shm.set_shared_memory_region(h["image"], [x[::-1].copy()])
         lenet_in_shared_memory(client)
+        got = shm.get_contents_as_numpy(h["logits"], np.float32, LOGITS)
+        np.testing.assert_array_equal(got, plain(client, "lenet", {"image": x[::-1].copy()}).as_numpy("logits"))
+
+        # ModelStreamInfer reads and writes shared memory the same way.
+        answers = queue.Queue()
+        image = grpcclient.InferInput("image", list(IMAGE), "FP32")
+        image.set_shared_memory("image", x.nbytes)
+        logits = grpcclient.InferRequestedOutput("logits")
+        logits.set_shared_memory("logits", 4 * 20)
+        shm.set_shared_memory_region(h["logits"], [np.zeros(LOGITS, np.float32)])
+        client.start_stream(callback=lambda result, error: answers.put((result, error)), headers=HEADERS)
+        try:
+            client.async_stream_infer("lenet", [image], outputs=[logits])
+            result, error = answers.get(timeout=60)
+        finally:
+            client.stop_stream()
+        assert error is None, error
         got = shm.get_contents_as_numpy(h["logits"], np.float32, LOGITS)
         np.testing.assert_array_equal(got, plain(client, "lenet", {"image": x[::-1].copy()}).as_numpy("logits"))
 
