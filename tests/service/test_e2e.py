@@ -10,7 +10,6 @@ service/protos_gen.py); this file still imports nothing of the server.
 from __future__ import annotations
 
 import contextlib
-import os
 import queue
 import re
 import shutil
