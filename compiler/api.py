@@ -58,7 +58,7 @@ def analyze_tree(tree: Map, variant: str | None = None, outputs: list[str] | Non
         try:
             structure.select_outputs(graph, outputs)
         except SpecError as e:
-            found.errors.extend(e.diagnostics)
+            found.extend(e.diagnostics)
     signature.check(graph, found)
     structure.check(graph, found)
     found.raise_if_any()

@@ -41,7 +41,7 @@ def infer(graph: Graph) -> None:
                          trace=node.trace, hint=e.hint)
             failed.add(node.name)
         except SpecError as e:  # from the node's body
-            errors.errors.extend(e.diagnostics)
+            errors.extend(e.diagnostics)
             failed.add(node.name)
     errors.raise_if_any()
 
