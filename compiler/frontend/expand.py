@@ -223,6 +223,7 @@ class Expander:
         if not per_repeat and written[0] is not None and len(written[0]) > 1 \
                 and any(o is None for o in overridden[1:]):
             self._ambiguous_chain(local, body, scope, written[0])
+            per_repeat = True  # read as written, so the error is not followed by others
         chain_in = written[0] if written[0] is not None else [prev]
         last_out = None
         for r in range(count):
@@ -244,8 +245,8 @@ class Expander:
         names = [ref.text for ref in refs]
         rest = ", ".join(names[1:])
         self.errors.error(
-            f"'{local}' repeats with {len(refs)} inputs ({', '.join(names)}): it does not say what the repeats "
-            f"after the first read", loc=body.value_loc("in"), node=scope.prefix + local, trace=scope.trace,
+            f"it repeats with {len(refs)} inputs ({', '.join(names)}) but does not say what the repeats after "
+            "the first read", loc=body.value_loc("in"), node=scope.prefix + local, trace=scope.trace,
             hint=f"choose them per repeat with $i: to chain the first and keep the others, write "
                  f"in: [\"${{'{names[0]}' if i == 0 else '{local}.' + str(i - 1)}}\", {rest}]; "
                  "or set a repeat's inputs under 'overrides'")
