@@ -210,6 +210,8 @@ class Expander:
             scope.symbols[local] = sym
             return out if out is not None else prev
 
+        if self.expanded + count > MAX_EXPANDED:  # before evaluating 'in:' for every repeat
+            self._too_large(loc, f"{scope.prefix}{local}.{MAX_EXPANDED - self.expanded}", scope)
         reps: list[Any] = []
         # Registered before the repeats are made, so one repeat's expressions
         # can read the shape of the one before it.
@@ -241,6 +243,11 @@ class Expander:
                 last_out = out
         return Ref(scope, local, loc) if last_out is not None else prev
 
+    def _too_large(self, loc: Loc, full: str, scope: Scope):
+        raise SpecError(Diagnostic(
+            f"the spec expands to more than {MAX_EXPANDED:,} nodes and block instances", loc=loc, node=full,
+            trace=scope.trace, hint="check the repeat counts: a model this large is not what a spec is for"))
+
     def _ambiguous_chain(self, local: str, body: NodeSpec, scope: Scope, refs: list[Ref]) -> None:
         names = [ref.text for ref in refs]
         rest = ", ".join(names[1:])
@@ -263,9 +270,7 @@ class Expander:
         full = scope.prefix + name
         self.expanded += 1
         if self.expanded > MAX_EXPANDED:
-            raise SpecError(Diagnostic(
-                f"the spec expands to more than {MAX_EXPANDED:,} nodes and block instances", loc=loc, node=full,
-                trace=scope.trace, hint="check the repeat counts: a model this large is not what a spec is for"))
+            self._too_large(loc, full, scope)
         if body.when is not None:
             cond = self.evaluate(body.when, env, body.value_loc("when"))
             if not cond:
