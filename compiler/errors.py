@@ -65,8 +65,10 @@ class Diagnostic:
     hint: str | None = None
     severity: str = "error"
     # The same problem at the same place in other instances of a block (or
-    # other repeats of a node), reported once: the full names of the nodes.
+    # other repeats of a node), reported once: the full names of the nodes,
+    # and the expansion chain of each (an editor relates every instance).
     also: tuple[str, ...] = ()
+    also_traces: tuple[tuple[Frame, ...], ...] = ()
 
     def format(self) -> str:
         head = f"{self.loc}: " if self.loc else ""
@@ -98,18 +100,19 @@ def group_instances(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
     block is found in every instance of it (87 times in a block repeated 87
     times), and is shown once with the count; the first instance's stands."""
     firsts: dict[tuple, Diagnostic] = {}
-    others: dict[tuple, list[str]] = {}
+    others: dict[tuple, dict[str, tuple[Frame, ...]]] = {}
     for d in diagnostics:
         key = d.key()
         if key not in firsts:
-            firsts[key], others[key] = d, list(d.also)
+            firsts[key], others[key] = d, dict(zip(d.also, d.also_traces or [()] * len(d.also)))
         elif d.node and d.node != firsts[key].node:
-            others[key].append(d.node)
+            others[key].setdefault(d.node, d.trace)
+            others[key].update((n, t) for n, t in zip(d.also, d.also_traces or [()] * len(d.also)))
     out = []
     for key, d in firsts.items():
-        also = tuple(dict.fromkeys(others[key]))
+        also = tuple(others[key])
         out.append(d if also == d.also else Diagnostic(d.message, d.loc, d.node, d.op, d.trace, d.hint,
-                                                        d.severity, also))
+                                                        d.severity, also, tuple(others[key].values())))
     return out
 
 

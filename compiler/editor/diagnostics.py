@@ -35,7 +35,11 @@ def to_lsp(found: list[Diagnostic], lines: list[str], uri: str, file: str,
     block's body, which is a less useful place to jump to)."""
     groups: dict[tuple, list[Diagnostic]] = {}
     for d in found:
-        groups.setdefault((d.loc, d.severity, d.op, d.message, d.hint), []).append(d)
+        group = groups.setdefault((d.loc, d.severity, d.op, d.message, d.hint), [])
+        group.append(d)
+        # the compiler already merged the other instances into `also`: one member each here
+        group += [Diagnostic(d.message, d.loc, node, d.op, trace, d.hint, d.severity)
+                  for node, trace in zip(d.also, d.also_traces)]
     return [_one(group, lines, uri, file, blocks) for group in groups.values()]
 
 
