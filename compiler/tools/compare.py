@@ -45,7 +45,8 @@ def copy_weights(reference: torch.nn.Module, ours: torch.nn.Module) -> str:
         return "name"
     if len(theirs) != len(mine):
         raise SpecError(Diagnostic(
-            f"the reference has {len(theirs)} tensors and the spec {len(mine)}: they cannot be matched",
+            f"the reference has {len(theirs)} tensors and the spec {len(mine)}: they cannot be matched; "
+            f"{first_difference(theirs, mine)}",
             hint="the spec and the reference differ in layers (compare 'netspec summary' with the reference); "
                  "a spec with extra heads compares with only its main output kept: --outputs logits"))
     new = {}
@@ -57,6 +58,18 @@ def copy_weights(reference: torch.nn.Module, ours: torch.nn.Module) -> str:
         new[mk] = tv
     ours.load_state_dict(new)
     return "order"
+
+
+def first_difference(theirs: dict, mine: dict) -> str:
+    """Where two state dicts matched in order part: the first pair whose
+    shapes differ, or the first tensor past the end of the shorter one."""
+    a, b = list(theirs.items()), list(mine.items())
+    for i in range(max(len(a), len(b))):
+        if i >= len(a) or i >= len(b) or a[i][1].shape != b[i][1].shape:
+            ref = f"'{a[i][0]}' {list(a[i][1].shape)}" if i < len(a) else "nothing"
+            ours = f"'{b[i][0]}' {list(b[i][1].shape)}" if i < len(b) else "nothing"
+            return f"the first to differ, tensor {i + 1}: reference {ref} vs ours {ours}"
+    return "they agree in order"
 
 
 def sample_inputs(model: Model, batch: int = 2, seed: int = 0) -> list[torch.Tensor]:
