@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from .errors import Collector, Diagnostic, ResourceError, SpecError
 from .frontend import expand, load_file, load_text, validate
 from .frontend.load import Map
-from .ir import Graph, TensorInfo
+from .ir import Graph, TensorInfo, walk
 from .passes import bounds, costs, shapes, signature, structure
 
 if TYPE_CHECKING:
@@ -57,10 +57,15 @@ def dim_bounds(graph: Graph) -> dict[str, bounds.Bound]:
 
 
 def fix_dims(graph: Graph, sizes: dict[str, int]) -> None:
-    """Give symbolic input dims sizes ({'T': 128}), so that the counts are
-    those of one stated length rather than per position."""
-    graph.inputs = {name: TensorInfo(tuple(sizes.get(d, d) if isinstance(d, str) else d for d in info.shape),
-                                     info.dtype) for name, info in graph.inputs.items()}
+    """Bind symbols to sizes ({'T': 128}) wherever the spec writes them: the
+    inputs' shapes and shape parameters (a reshape's [N, T, 64]), so that
+    the counts are those of one stated length rather than per position."""
+    def bound(dims):
+        return [sizes.get(d, d) if isinstance(d, str) else d for d in dims]
+
+    graph.inputs = {name: TensorInfo(tuple(bound(info.shape)), info.dtype) for name, info in graph.inputs.items()}
+    for _, node in walk(graph):
+        node.params = {k: bound(v) if isinstance(v, list) else v for k, v in node.params.items()}
 
 
 def analyze_tree(tree: Map, variant: str | None = None, outputs: list[str] | None = None,
