@@ -3,7 +3,8 @@
 arange(T), the head's weight assigned the embedding's): with the
 reference's weights copied in, the logits agree at several lengths from
 one compiled module, the tied variant's embedding receives the gradients
-of both of its uses, and the standalone model.py computes the same."""
+of both of its uses, the standalone model.py computes the same, and the
+multiply-adds at a stated length are what torch's flop counter counts."""
 from __future__ import annotations
 
 import importlib.util
@@ -14,8 +15,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
-from compiler.api import compile_file, dim_bounds
+from compiler.api import analyze_file, compile_file, dim_bounds
 from compiler.backend.emit import class_name
 from compiler.backend.standalone import source
 
@@ -145,3 +147,14 @@ def test_length_is_bounded_by_the_position_table():
     assert bound[0] == "T" and bound[1].size == BLOCK_SIZE and bound[1].node == "pos_emb"
     with pytest.raises(RuntimeError):  # past the table, torch itself refuses
         model.module(torch.zeros(1, BLOCK_SIZE + 1, dtype=torch.int64))
+
+
+@pytest.mark.parametrize("variant", ["tied", "untied"])
+def test_multiply_adds_at_a_length_equal_torch_flop_count(variant):
+    # The reference's attention is explicit matmuls, which the flop counter sees
+    # (q k^T and weights @ v: T^2 E each per layer, besides the linears).
+    graph = analyze_file(SPEC, variant, dims={"T": BLOCK_SIZE})
+    reference = GPT(tied=variant == "tied").eval()
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        reference(torch.zeros(1, BLOCK_SIZE, dtype=torch.int64))
+    assert sum(n.macs for n in graph.nodes.values()) == counter.get_total_flops() // 2

@@ -17,7 +17,7 @@ from torch import nn
 
 from compiler.api import analyze_file, compile_file, compile_text, dim_bounds
 from compiler.errors import SpecError
-from compiler.tools.verify import verify
+from compiler.tools.verify import copy_weights, verify
 
 SPEC = Path(__file__).resolve().parent.parent / "specs" / "transformer.yaml"
 VOCABULARY, WIDTH, HEADS, HIDDEN, LAYERS, MAX_LENGTH, CLASSES = 1000, 64, 4, 256, 2, 128, 4  # the spec's params
@@ -118,3 +118,13 @@ def test_sinusoidal_table_is_not_learned_or_stored():
     model = compile_file(SPEC, "sinusoidal", seed=0)
     assert not any("sinusoids" in k for k in model.module.state_dict())
     assert analyze_file(SPEC, "sinusoidal").nodes["sinusoids"].n_params == 0
+
+
+def test_a_tensor_count_mismatch_names_the_first_difference():
+    model = compile_text("name: two\ninputs: {x: {shape: [N, 8]}}\nnodes:\n  a: {op: linear, out_features: 4}\n"
+                         "  b: {op: linear, out_features: 3}\noutputs: b\n")
+    reference = nn.Sequential(nn.Linear(8, 4), nn.Linear(4, 3), nn.Linear(3, 2))
+    with pytest.raises(SpecError, match=re.escape("the reference has 6 tensors and the spec 4: they cannot be matched; "
+                                                  "the first to differ, tensor 5: reference '2.weight' [2, 3] vs "
+                                                  "ours nothing")):
+        copy_weights(reference, model.module)
