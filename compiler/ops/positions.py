@@ -41,10 +41,10 @@ class Narrow(Op):
         size = known(x.shape[dim], f"dimension {dim} of the narrowed input")
         length = like.shape[like_dim]
         if not 0 <= p.start < size:
-            raise RuleError(f"start {p.start} is outside dimension {dim} (size {size}) of input {x}")
+            raise RuleError(f"start {p.start} is outside dimension {dim} (size {size}) of the narrowed input")
         if isinstance(length, int) and p.start + length > size:
-            raise RuleError(f"cannot take {length} positions from {p.start} of dimension {dim} (size {size}) "
-                            f"of input {x}", hint=f"the table needs at least {p.start + length} rows")
+            raise RuleError(f"cannot take {length} positions from index {p.start} of dimension {dim}, "
+                            f"which has {size}", hint=f"the table needs at least {p.start + length} rows")
         return TensorInfo(x.shape[:dim] + (length,) + x.shape[dim + 1:], x.dtype)
 
     def bounds(self, p, inputs):
