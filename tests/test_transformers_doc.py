@@ -1,7 +1,9 @@
 """docs/transformers.md's table held to the specs: each row's line count,
-parameters and multiply-adds at the stated length, and the variants."""
+parameters and multiply-adds at the stated length, and the variants; and
+`netspec summary --dims T=...`, which counts at a stated length."""
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -37,3 +39,14 @@ def test_row_matches_the_spec(row):
     totals = summary_dict(analyze_file(path, variant, dims={"T": LENGTH}))
     assert totals["total_params"] == int(params.replace(",", ""))
     assert f"{totals['total_macs'] / 1e6:.2f}" == macs
+
+
+def test_summary_counts_at_a_stated_length(cli):
+    per_position = json.loads(cli("summary", SPECS / "gpt.yaml", "--json").out)["total_macs"]
+    at_64 = json.loads(cli("summary", SPECS / "gpt.yaml", "--json", "--dims", "T=64").out)["total_macs"]
+    at_32 = json.loads(cli("summary", SPECS / "gpt.yaml", "--json", "--dims", "T=32").out)["total_macs"]
+    # The linears grow with T, attention's two products with T^2: 2 layers x 2 x T^2 x 64.
+    assert at_64 - 2 * at_32 == 2 * 2 * 64 * (64 ** 2 - 2 * 32 ** 2)
+    assert per_position < at_32 < at_64
+    bad = cli("summary", SPECS / "gpt.yaml", "--dims", "T=many")
+    assert bad.code == 2 and "'T=many' is not SYMBOL=SIZE, e.g. --dims T=128" in bad.err
