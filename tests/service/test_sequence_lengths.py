@@ -85,3 +85,13 @@ def test_a_length_past_the_bound_is_invalid_and_the_model_still_serves(client, n
     assert caught.value.message() == (f"input 'tokens': dimension 1 (T) is {longest + 1}, but the model serves T "
                                       f"up to {longest} (set by its node '{node}')")
     assert infer(client, name, tokens(1, 4, vocabulary, seed=6)).as_numpy(output).shape[0] == 1
+
+
+def test_ids_past_the_tied_table_are_invalid(client):
+    # gpt's tokens are read by `lookup` on its table node: the vocabulary is the table's rows.
+    array = tokens(1, 4, 512, seed=7)
+    array[0, 2] = 512
+    with pytest.raises(InferenceServerException) as caught:
+        infer(client, "gpt", array)
+    assert caught.value.status() == "StatusCode.INVALID_ARGUMENT"
+    assert "id 512 is out of range: the model's vocabulary has ids 0 to 511" in caught.value.message()
