@@ -128,3 +128,13 @@ def test_a_tensor_count_mismatch_names_the_first_difference():
                                                   "the first to differ, tensor 5: reference '2.weight' [2, 3] vs "
                                                   "ours nothing")):
         copy_weights(reference, model.module)
+
+
+@pytest.mark.parametrize("against", ["torch.nn:TransformerEncoder", "torch.nn:MultiheadAttention"])
+def test_verify_a_causal_encoder(against):
+    # A causal self-attention: the reference gets the square subsequent mask.
+    attention = "self_attn: {op: multi_head_attention, heads: $heads, dropout: $dropout}"
+    text = SPEC.read_text().replace(attention, attention[:-1] + ", causal: true}")
+    assert text.count("causal: true") == 2
+    result = verify(compile_text(text, "pre_norm"), against)
+    assert result.ok, result.as_dict()
