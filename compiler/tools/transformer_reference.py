@@ -66,8 +66,8 @@ def verify_transformer(model: Model, against: str, tolerance: float = 1e-5, seed
     x = torch.randn(2, LENGTH, config["d_model"], generator=gen)
     kwargs = {}
     if causal:
-        kwargs = {"mask" if name == "TransformerEncoder" else "src_mask": nn.Transformer.generate_square_subsequent_mask(LENGTH),
-                  "is_causal": True}
+        mask = nn.Transformer.generate_square_subsequent_mask(LENGTH)
+        kwargs = {"mask" if name == "TransformerEncoder" else "src_mask": mask, "is_causal": True}
     with torch.no_grad():
         theirs = reference(x, **kwargs)
         mine = x
@@ -117,7 +117,8 @@ def _layers(graph: Graph, attention: Node) -> list[Instance]:
         k = int(index) + 1
         while f"{parent}.{k}" in graph.instances:
             nxt = graph.instances[f"{parent}.{k}"]
-            if nxt.block != first.block or not all(src.startswith(layers[-1].name + ".") for src in nxt.inputs.values()):
+            chained = all(src.startswith(layers[-1].name + ".") for src in nxt.inputs.values())
+            if nxt.block != first.block or not chained:
                 break
             layers.append(nxt)
             k += 1
@@ -144,7 +145,7 @@ def _roles(graph: Graph, layer: Instance) -> dict[str, Node]:
             _fail(f"layer '{layer.name}' has {len(found)} {op} node(s) with weights, "
                   f"torch.nn.TransformerEncoderLayer {count}",
                   hint="its weights are one attention, two linears and two layer norms")
-    (attention,), (linear1, linear2), (norm1, norm2) = by_op["multi_head_attention"], by_op["linear"], by_op["layer_norm"]
+    (attention,), (linear1, linear2), (norm1, norm2) = (by_op[op] for op in expected)
     return {"self_attn": attention, "linear1": linear1, "linear2": linear2, "norm1": norm1, "norm2": norm2}
 
 
