@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 from .errors import Collector, Diagnostic, ResourceError, SpecError
 from .frontend import expand, load_file, load_text, validate
 from .frontend.load import Map
-from .ir import Graph, TensorInfo
-from .passes import costs, shapes, signature, structure
+from .ir import Graph, TensorInfo, walk
+from .passes import bounds, costs, shapes, signature, structure
 
 if TYPE_CHECKING:
     import torch
@@ -36,24 +36,49 @@ class Model:
 
 
 def vocabularies(graph: Graph) -> dict[str, int]:
-    """{input: n} for every integer input that an embedding reads: the ids it
+    """{input: n} for every integer input that an embedding (or a lookup) reads: the ids it
     accepts run from 0 to n - 1 (the smallest vocabulary when several read it).
     A server checks requests against these before batching them."""
     sizes: dict[str, int] = {}
     for node in graph.nodes.values():
-        if node.op == "embedding" and node.inputs and node.inputs[0] in graph.inputs:
+        if node.op in ("embedding", "lookup") and node.inputs and node.inputs[0] in graph.inputs:
             name = node.inputs[0]
-            sizes[name] = min(sizes.get(name, node.attrs.num_embeddings), node.attrs.num_embeddings)
+            # lookup reads the rows of a table node: [vocabulary, width]
+            n = node.attrs.num_embeddings if node.op == "embedding" else graph.tensor(node.inputs[1]).shape[0]
+            sizes[name] = min(sizes.get(name, n), n)
     return sizes
 
 
-def analyze_tree(tree: Map, variant: str | None = None, outputs: list[str] | None = None) -> Graph:
+def dim_bounds(graph: Graph) -> dict[str, bounds.Bound]:
+    """{symbol: Bound(size, node, op)}: the largest size of each symbolic
+    dim that the graph limits (T <= 64 where a 64-row position table is
+    narrowed to T).  A server refuses longer requests before running them."""
+    return bounds.collect(graph)
+
+
+def fix_dims(graph: Graph, sizes: dict[str, int]) -> None:
+    """Bind symbols to sizes ({'T': 128}) wherever the spec writes them: the
+    inputs' shapes and shape parameters (a reshape's [N, T, 64]), so that
+    the counts are those of one stated length rather than per position."""
+    def bound(dims):
+        return [sizes.get(d, d) if isinstance(d, str) else d for d in dims]
+
+    graph.inputs = {name: TensorInfo(tuple(bound(info.shape)), info.dtype) for name, info in graph.inputs.items()}
+    for _, node in walk(graph):
+        node.params = {k: bound(v) if isinstance(v, list) else v for k, v in node.params.items()}
+
+
+def analyze_tree(tree: Map, variant: str | None = None, outputs: list[str] | None = None,
+                 dims: dict[str, int] | None = None) -> Graph:
     """Validate, expand, check, shape-infer and count a loaded tree; with
-    `outputs`, keep only those outputs and the nodes they depend on.
+    `outputs`, keep only those outputs and the nodes they depend on; with
+    `dims`, those symbolic input dims take the sizes given.
     Problems found before shapes are known are reported together."""
     spec = validate(tree)
     found = Collector()
     graph = expand(spec, variant, found, shapes.node_value)
+    if dims:
+        fix_dims(graph, dims)
     if outputs:
         try:
             structure.select_outputs(graph, outputs)
@@ -67,8 +92,9 @@ def analyze_tree(tree: Map, variant: str | None = None, outputs: list[str] | Non
     return graph
 
 
-def analyze_file(path: str | Path, variant: str | None = None, outputs: list[str] | None = None) -> Graph:
-    return analyze_tree(load_file(path), variant, outputs)
+def analyze_file(path: str | Path, variant: str | None = None, outputs: list[str] | None = None,
+                 dims: dict[str, int] | None = None) -> Graph:
+    return analyze_tree(load_file(path), variant, outputs, dims)
 
 
 def analyze_text(text: str, variant: str | None = None, file: str = "<string>") -> Graph:
@@ -118,4 +144,4 @@ def compile_text(text: str, variant: str | None = None, seed: int | None = 0, fi
 
 
 __all__ = ["Model", "ResourceError", "SpecError", "analyze_file", "analyze_text", "compile_file", "compile_text", "build",
-           "vocabularies", "warm_up"]
+           "dim_bounds", "fix_dims", "vocabularies", "warm_up"]

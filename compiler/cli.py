@@ -18,7 +18,8 @@ from .errors import InternalError, ResourceError, UserError
 EXAMPLES = {
     "check": "netspec check specs/resnet.yaml --variant 50",
     "summary": "netspec summary specs/alexnet.yaml --json\n"
-               "  netspec summary specs/googlenet.yaml --outputs logits --by block --weights-only --units paper",
+               "  netspec summary specs/googlenet.yaml --outputs logits --by block --weights-only --units paper\n"
+               "  netspec summary specs/gpt.yaml --dims T=128",
     "compile": "netspec compile specs/lenet.yaml --repository models/   (or: netspec compile specs/ --repository models/)\n"
                "  netspec compile specs/googlenet.yaml --outputs logits --repository models/",
     "verify": "netspec verify specs/vgg.yaml --variant D --against torchvision:vgg16",
@@ -59,6 +60,19 @@ def output_names(text: str) -> list[str]:
 OUTPUTS_HELP = "keep only these outputs (comma-separated) and the layers they need, e.g. 'logits'"
 
 
+def dim_sizes(text: str) -> dict[str, int]:
+    """--dims T=128 -> {'T': 128}"""
+    sizes = {}
+    for item in filter(None, (i.strip() for i in text.split(","))):
+        symbol, _, size = item.partition("=")
+        if not symbol.strip().isidentifier() or not size.strip().isdigit() or int(size) < 1:
+            raise argparse.ArgumentTypeError(f"'{item}' is not SYMBOL=SIZE, e.g. --dims T=128")
+        sizes[symbol.strip()] = int(size)
+    if not sizes:
+        raise argparse.ArgumentTypeError("give at least one SYMBOL=SIZE, e.g. --dims T=128")
+    return sizes
+
+
 def _parser(plugins: bool = True) -> tuple[argparse.ArgumentParser, list[str]]:
     """The parser, and the problems met loading other packages' commands
     (not loaded when `plugins` is false)."""
@@ -90,6 +104,9 @@ def _parser(plugins: bool = True) -> tuple[argparse.ArgumentParser, list[str]]:
                    help="count weights without biases, as papers' tables do")
     p.add_argument("--units", choices=("exact", "paper"), default="exact",
                    help="exact counts (default), or params in K = 1024 and multiply-adds in M = 10^6")
+    p.add_argument("--dims", type=dim_sizes,
+                   help="count at these sizes of symbolic input dims, e.g. 'T=128' (default: a symbolic "
+                        "length counts one position)")
 
     p = command("compile", "Compile specs into a Triton-style model repository.", cmd_compile)
     p.add_argument("specs", type=Path, nargs="+", help="spec files, or folders of them (every variant)")
@@ -112,7 +129,8 @@ def _parser(plugins: bool = True) -> tuple[argparse.ArgumentParser, list[str]]:
     p = command("verify", "Compare a spec with a reference implementation on the same weights.", cmd_verify)
     p.add_argument("spec", type=Path)
     p.add_argument("--variant")
-    p.add_argument("--against", required=True, help="torchvision:NAME or timm:NAME")
+    p.add_argument("--against", required=True, help="torchvision:NAME, timm:NAME, torch.nn:LSTM|GRU|RNN or "
+                   "torch.nn:TransformerEncoder|TransformerEncoderLayer|MultiheadAttention")
     p.add_argument("--outputs", type=output_names, help=OUTPUTS_HELP + "; the first is compared")
     p.add_argument("--tolerance", type=float, default=1e-5, help="largest relative difference accepted")
     p.add_argument("--json", action="store_true")
@@ -216,7 +234,7 @@ def cmd_check(args) -> int:
 def cmd_summary(args) -> int:
     from .api import analyze_file
     from .tools.report import summary_dict, summary_text
-    graph = analyze_file(args.spec, args.variant, args.outputs)
+    graph = analyze_file(args.spec, args.variant, args.outputs, args.dims)
     _print_warnings(graph)
     by = args.by if args.by == "block" else None
     print(json.dumps(summary_dict(graph, by, args.weights_only), indent=2) if args.json

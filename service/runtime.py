@@ -30,12 +30,17 @@ class TensorSpec:
     dtype: DataType
     shape: tuple[int, ...]  # -1 for every symbolic dimension, the batch one included
     batched: bool  # dimension 0 is the batch dimension ("N")
+    # (dimension, symbol, largest size, the node that limits it) for symbolic
+    # dims the model bounds: a sequence no longer than its position table.
+    limits: tuple[tuple[int, str, int, str], ...] = ()
 
     @classmethod
-    def from_info(cls, name: str, info) -> TensorSpec:
+    def from_info(cls, name: str, info, bounds: dict | None = None) -> TensorSpec:
         shape = tuple(d if isinstance(d, int) else -1 for d in info.shape)
         batched = bool(info.shape) and info.shape[0] == "N"
-        return cls(name, datatypes.from_name(info.dtype), shape, batched)
+        bounds = bounds or {}
+        limits = tuple((k, d, bounds[d].size, bounds[d].node) for k, d in enumerate(info.shape) if d in bounds)
+        return cls(name, datatypes.from_name(info.dtype), shape, batched, limits)
 
     def check_shape(self, shape: tuple[int, ...]) -> None:
         ok = len(shape) == len(self.shape) and all(e in (-1, g) for e, g in zip(self.shape, shape))
@@ -43,6 +48,10 @@ class TensorSpec:
             raise InvalidInput(f"input '{self.name}': expected shape {list(self.shape)}, got {_shape(shape)}")
         if math.prod(max(d, 1) for d in shape) > MAX_ELEMENTS:
             raise InvalidInput(f"input '{self.name}': shape {list(shape)} has more than {MAX_ELEMENTS:,} elements")
+        for k, symbol, largest, node in self.limits:
+            if shape[k] > largest:
+                raise InvalidInput(f"input '{self.name}': dimension {k} ({symbol}) is {shape[k]}, but the model "
+                                   f"serves {symbol} up to {largest} (set by its node '{node}')")
 
 
 def _shape(shape: tuple[int, ...]) -> str:
@@ -76,7 +85,8 @@ class Runtime:
         self.device = device
         self.precision = precision
         self.max_batch_size = max_batch_size
-        self.inputs = [TensorSpec.from_info(n, i) for n, i in model.inputs.items()]
+        bounds = api.dim_bounds(model.graph)  # a sequence no longer than the model's position table
+        self.inputs = [TensorSpec.from_info(n, i, bounds) for n, i in model.inputs.items()]
         self.outputs = [TensorSpec.from_info(n, i) for n, i in model.outputs.items()]
         self.input_index = {s.name: k for k, s in enumerate(self.inputs)}
         self.output_index = {s.name: k for k, s in enumerate(self.outputs)}

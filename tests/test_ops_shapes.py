@@ -11,6 +11,7 @@ rejected by torch too.  Every op a spec can name has at least one row.
 """
 from __future__ import annotations
 
+import math
 import operator
 
 import pytest
@@ -35,9 +36,15 @@ def Ints(*shape: int) -> dict:
     return {"shape": list(shape), "dtype": "int64"}
 
 
+def Unbatched(*shape: int) -> dict:
+    """An input shape without the batch dimension (a table that a lookup reads)."""
+    return {"shape": list(shape), "dtype": "float32", "batch": False}
+
+
 def _input(shape) -> dict:
     if isinstance(shape, dict):
-        return {"shape": ["N", *shape["shape"]], "dtype": shape["dtype"]}
+        batch = ["N"] if shape.get("batch", True) else []
+        return {"shape": [*batch, *shape["shape"]], "dtype": shape["dtype"]}
     return {"shape": ["N", *shape]}
 
 
@@ -100,6 +107,17 @@ class SelfAttentionOf(nn.Module):
         k = q if k is None else k
         mask = nn.Transformer.generate_square_subsequent_mask(q.shape[1]) if self.causal else None
         return self.attention(q, k, k, need_weights=False, attn_mask=mask)[0]
+
+
+def sinusoids(length: int, width: int) -> torch.Tensor:
+    """The position encodings as PyTorch's nn.Transformer tutorial computes
+    them (PositionalEncoding: exp of -log(10000) / d_model steps)."""
+    position = torch.arange(length).unsqueeze(1)
+    div_term = torch.exp(torch.arange(0, width, 2) * (-math.log(10000.0) / width))
+    table = torch.zeros(length, width)
+    table[:, 0::2] = torch.sin(position * div_term)
+    table[:, 1::2] = torch.cos(position * div_term)
+    return table
 
 
 class Learned(nn.Module):
@@ -292,6 +310,12 @@ CASES = [
      lambda: SelfAttentionOf(nn.MultiheadAttention(8, 2, bias=False, batch_first=True))),
     # learned tensors
     ("parameter", "parameter", dict(shape=[1, 3, 4], init="trunc_normal"), [], lambda: Learned(1, 3, 4)),
+    # positions: a table narrowed to a sequence's length, fixed sinusoids, rows of a table node
+    ("narrow", "narrow", {}, [[6, 4], [3, 2]], lambda: Fn(lambda x, like: x.narrow(1, 0, like.shape[1]))),
+    ("narrow-table", "narrow", dict(dim=0, like_dim=1, start=1), [Unbatched(6, 4), Ints(3)],
+     lambda: Fn(lambda table, ids: table[1:1 + ids.shape[1]])),
+    ("sinusoidal-table", "sinusoidal_table", dict(length=50, width=8), [], lambda: Fn(lambda: sinusoids(50, 8))),
+    ("lookup", "lookup", {}, [Ints(5), Unbatched(10, 4)], lambda: Fn(F.embedding)),
     # enlarging
     ("conv-transpose", "conv_transpose2d", dict(out_channels=4, kernel=2, stride=2), [[6, 3, 4]],
      lambda: nn.ConvTranspose2d(6, 4, 2, stride=2)),
@@ -350,12 +374,15 @@ REJECTED = [
     ("permute-dims", "permute", dict(dims=[0, 1, 1]), [[3, 4]], lambda: Fn(lambda x: x.permute(0, 1, 1))),
     ("sdpa-widths", "scaled_dot_product_attention", {}, [[5, 4], [5, 3], [5, 3]],
      lambda: Fn(F.scaled_dot_product_attention)),
+    ("narrow-past-end", "narrow", {}, [[3, 4], [5, 2]], lambda: Fn(lambda x, like: x.narrow(1, 0, like.shape[1]))),
+    ("lookup-float-ids", "lookup", {}, [[5], Unbatched(10, 4)], lambda: Fn(F.embedding)),
 ]
 
 
 def real_inputs(shapes, seed=0):
     gen = torch.Generator().manual_seed(seed)
-    return [torch.randint(0, 10, [BATCH, *s["shape"]], generator=gen) if isinstance(s, dict)
+    return [torch.randn(s["shape"], generator=gen) if isinstance(s, dict) and not s.get("batch", True)
+            else torch.randint(0, 10, [BATCH, *s["shape"]], generator=gen) if isinstance(s, dict)
             else torch.randn([BATCH, *s], generator=gen) for s in shapes]
 
 

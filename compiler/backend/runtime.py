@@ -178,6 +178,36 @@ class LearnedTensor(nn.Module):
         return self.weight
 
 
+class NarrowLike(nn.Module):
+    """x.narrow(dim, start, n), n the size of dim `like_dim` of the second
+    input: the first T rows of a position table, T the sequence's length."""
+
+    def __init__(self, dim: int, start: int, like_dim: int):
+        super().__init__()
+        self.dim, self.start, self.like_dim = dim, start, like_dim
+
+    def forward(self, x, like):
+        return x.narrow(self.dim, self.start, like.shape[self.like_dim])
+
+
+class SinusoidalTable(nn.Module):
+    """Vaswani et al.'s position encodings, [length, width]: column 2i holds
+    sin(pos / base^(2i / width)), column 2i + 1 the cosine. A buffer outside
+    the state dict: it is computed, not learned or stored."""
+
+    def __init__(self, length: int, width: int, base: float = 10000.0):
+        super().__init__()
+        position = torch.arange(length, dtype=torch.float64).unsqueeze(1)
+        frequency = base ** (-torch.arange(0, width, 2, dtype=torch.float64) / width)
+        table = torch.empty(length, width, dtype=torch.float64)
+        table[:, 0::2] = torch.sin(position * frequency)
+        table[:, 1::2] = torch.cos(position * frequency)
+        self.register_buffer("table", table.float(), persistent=False)
+
+    def forward(self):
+        return self.table
+
+
 def _packed(base: type[nn.Module]) -> type[nn.Module]:
     """torch.nn's module taking the lengths of padded sequences as a second
     input: it runs on a packed sequence (each sequence to its own end, the
@@ -205,7 +235,7 @@ def _packed_source(base: str) -> str:
 
 RUNTIME: dict[str, type[nn.Module]] = {
     cls.__name__: cls for cls in (Scan, StochasticDepth, LayerNorm2d, Reshape, Expand, SelfAttention, Attention,
-                                  LearnedTensor)}
+                                  LearnedTensor, NarrowLike, SinusoidalTable)}
 _SOURCES = {name: (lambda c=cls: inspect.getsource(c)) for name, cls in RUNTIME.items()}
 for _base in (nn.RNN, nn.LSTM, nn.GRU):
     RUNTIME[f"Packed{_base.__name__}"] = _packed(_base)

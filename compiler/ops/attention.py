@@ -45,7 +45,7 @@ class ScaledDotProductAttention(Op):
     def count_macs(self, p, inputs, out):
         q, k, v = inputs[:3]
         rows = out.shape[:-1]  # q k^T: rows x S x E, then weights v: rows x S x Ev
-        s = known(k.shape[-2], "the key length")
+        s = k.shape[-2] if isinstance(k.shape[-2], int) else 1  # a symbolic length counts one key
         per_row = s * (known(q.shape[-1], "the head width") + known(v.shape[-1], "the value width"))
         return per_sample(rows) * per_row
 

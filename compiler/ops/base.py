@@ -95,6 +95,11 @@ class Op:
         (GoogLeNet's Table 1); an op without biases counts all of its own."""
         return self.count_params(p, inputs, out)
 
+    def bounds(self, p: Any, inputs: list[TensorInfo]) -> dict[str, int]:
+        """The largest size a symbolic dim of the inputs can take through this
+        op ({'T': 64}: a table of 64 positions narrowed to T); {}: no limit."""
+        return {}
+
     def lower(self, p: Any, inputs: list[TensorInfo], out: TensorInfo) -> Lowering | None:
         """The torch computation; None: the node is its input (identity)."""
         raise NotImplementedError

@@ -9,7 +9,7 @@ from pydantic import Field
 from ..errors import RuleError
 from ..ir import Shape, TensorInfo
 from .base import FunctionCall, Op, Params, register
-from .rules import known, per_sample
+from .rules import per_sample
 
 
 def broadcast(a: Shape, b: Shape) -> Shape:
@@ -130,7 +130,10 @@ class Matmul(Op):
         return TensorInfo(matmul_shape(*inputs), inputs[0].dtype)
 
     def count_macs(self, p, inputs, out):
-        return per_sample(out.shape) * known(inputs[0].shape[-1], "the inner dimension")
+        # A symbolic inner size (attention weights @ values over T keys)
+        # counts one, as a symbolic T does everywhere: the figure is per position.
+        inner = inputs[0].shape[-1]
+        return per_sample(out.shape) * (inner if isinstance(inner, int) else 1)
 
     def lower(self, p, inputs, out):
         return FunctionCall("torch.matmul")

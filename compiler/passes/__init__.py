@@ -2,8 +2,9 @@
 
 signature (each op exists, its arity, its parameters) -> structure (cycles,
 topological order, unused nodes) -> shapes (inference) -> costs (parameters
-and multiply-adds).  Each recurses into node bodies.
+and multiply-adds); bounds reads the largest size of each symbolic dim.
+Each recurses into node bodies.
 """
-from . import costs, shapes, signature, structure
+from . import bounds, costs, shapes, signature, structure
 
-__all__ = ["costs", "shapes", "signature", "structure"]
+__all__ = ["bounds", "costs", "shapes", "signature", "structure"]

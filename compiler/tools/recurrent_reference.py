@@ -37,7 +37,8 @@ def _recurrent(node: Node) -> bool:
 def verify_torch_nn(model: Model, against: str, tolerance: float = 1e-5, seed: int = 0) -> Result:
     name = against.partition(":")[2]
     if name not in REFERENCES:
-        _fail(f"torch.nn has no recurrent reference '{name}'", hint="use torch.nn:LSTM, torch.nn:GRU or torch.nn:RNN")
+        _fail(f"torch.nn has no reference '{name}'",
+              hint="use torch.nn:LSTM, GRU, RNN, TransformerEncoder, TransformerEncoderLayer or MultiheadAttention")
     graph = model.graph
     node = next((n for n in graph.nodes.values() if _recurrent(n)), None)
     if node is None:

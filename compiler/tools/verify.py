@@ -3,9 +3,12 @@
 The references, by source: `torchvision:NAME` and `timm:NAME` (built
 without pretrained weights; their batch norms get random statistics), and
 `torch.nn:LSTM|GRU|RNN`, built with the sizes of the spec's first
-recurrent layer (tools.recurrent_reference).  A new source is one entry
-in SOURCES.  A spec with several outputs is compared on each (an auxiliary
-head against the reference built with it).
+recurrent layer (tools.recurrent_reference), and
+`torch.nn:TransformerEncoder|TransformerEncoderLayer|MultiheadAttention`,
+built with the arguments read from the spec's encoder layers
+(tools.transformer_reference).  A new source is one entry in SOURCES.  A
+spec with several outputs is compared on each (an auxiliary head against
+the reference built with it).
 """
 from __future__ import annotations
 
@@ -17,6 +20,8 @@ from ..api import Model
 from ..errors import Diagnostic, ResourceError, SpecError
 from .compare import Result, compare, copy_weights, first_tensor, randomize_norms, sample_inputs
 from .recurrent_reference import verify_torch_nn
+from .transformer_reference import REFERENCES as TRANSFORMER_REFERENCES
+from .transformer_reference import verify_transformer
 
 # Constructor arguments that make a reference model comparable with a spec:
 # no pretrained download, and the plain eval-mode path.
@@ -75,6 +80,8 @@ def build_reference(against: str, auxiliary: bool = False) -> torch.nn.Module:
 
 
 def verify(model: Model, against: str, tolerance: float = 1e-5, reference: torch.nn.Module | None = None) -> Result:
+    if reference is None and against.partition(":")[2] in TRANSFORMER_REFERENCES:
+        return verify_transformer(model, against, tolerance)  # built with the arguments read from the spec
     if reference is None and against.startswith("torch.nn:"):
         return verify_torch_nn(model, against, tolerance)  # built with the sizes taken from the spec
     several = len(model.outputs) > 1
