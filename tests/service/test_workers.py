@@ -1,0 +1,222 @@
+"""`netspec serve --workers 2` in a process of its own, as a user starts it:
+requests from separate connections reach both workers and get the model's
+answers, the one metrics scrape adds both workers' figures up, SIGTERM
+stops every process, a worker that dies stops the group, and a port some
+other server holds is refused (with or without --workers)."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import os
+import signal
+import socket
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from common import ROOT
+
+grpcclient = pytest.importorskip("tritonclient.grpc")
+parser = pytest.importorskip("prometheus_client.parser")
+
+from server_process import Server, netspec  # noqa: E402
+
+if not Path("/proc/self/maps").exists():
+    pytest.skip("reads processes from Linux's /proc", allow_module_level=True)
+
+REQUESTS = 64
+LABELS = {"model": "lenet", "version": "1"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def children(pid: int) -> set[int]:
+    """The live processes whose parent is `pid`."""
+    found = set()
+    for status in Path("/proc").glob("[0-9]*/status"):
+        with contextlib.suppress(OSError):
+            fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line)
+            if int(fields["PPid"]) == pid and not fields["State"].startswith("Z"):
+                found.add(int(status.parent.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        return not Path(f"/proc/{pid}/status").read_text().split("State:\t", 1)[1].startswith("Z")
+    except (OSError, IndexError):
+        return False
+
+
+def wait_gone(pids, timeout: float = 10) -> set[int]:
+    deadline = time.monotonic() + timeout
+    while (left := {p for p in pids if alive(p)}) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return left
+
+
+@pytest.fixture(scope="module")
+def repository(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("workers") / "models"
+    done = netspec("compile", str(ROOT / "specs" / "lenet.yaml"), "--repository", str(root), "--quiet", timeout=300)
+    assert done.returncode == 0, done.stderr
+    return root
+
+
+@pytest.fixture(scope="module")
+def groups(repository, tmp_path_factory):
+    """Two groups started together (their imports overlap): lenet with merged
+    metrics, and an empty repository for the worker that is killed."""
+    empty = tmp_path_factory.mktemp("empty")
+    metrics_port = free_port()
+    served = Server(repository, "--workers", "2", "--metrics-port", str(metrics_port), expect_ready=False)
+    doomed = Server(empty, "--workers", "2", "--strict-readiness", "false", expect_ready=False)
+    try:
+        served.wait_ready()
+        doomed.wait_ready()
+    except BaseException:
+        served.stop(signal.SIGKILL)
+        doomed.stop(signal.SIGKILL)
+        raise
+    yield served, f"http://127.0.0.1:{metrics_port}/metrics", doomed
+    for server in (served, doomed):
+        if server.process.poll() is None:
+            server.stop(signal.SIGKILL)
+
+
+def scrape(url: str) -> dict:
+    text = urllib.request.urlopen(url, timeout=10).read().decode()
+    return {f.name: f for f in parser.text_string_to_metric_families(text)}
+
+
+def samples(family, name: str) -> list:
+    return [s for s in family.samples if s.name == name]
+
+
+def test_requests_from_separate_connections_reach_both_workers(groups, repository):
+    server, metrics_url, _ = groups
+    workers = children(server.process.pid)
+    assert len(workers) == 2, server.log()
+
+    from compiler.tools.artifact import load_version
+
+    model = load_version(repository / "lenet" / "1").module.eval()
+    images = np.random.default_rng(0).standard_normal((REQUESTS, 1, 1, 28, 28)).astype(np.float32)
+
+    def infer(image: np.ndarray) -> np.ndarray:
+        # A channel of its own, off gRPC's shared subchannel pool: a connection of its own,
+        # which the kernel hands to one of the workers.
+        with contextlib.closing(grpcclient.InferenceServerClient(
+                server.url, channel_args=[("grpc.use_local_subchannel_pool", 1)])) as client:
+            x = grpcclient.InferInput("image", list(image.shape), "FP32")
+            x.set_data_from_numpy(image)
+            return client.infer("lenet", [x]).as_numpy("logits")
+
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(infer, images))
+    with torch.inference_mode():
+        expected = model(torch.from_numpy(images.reshape(REQUESTS, 1, 28, 28))).numpy()
+    np.testing.assert_allclose(np.concatenate(answers), expected, rtol=1e-4, atol=1e-5)
+
+    families = scrape(metrics_url)
+    # Each worker's own count, by its pid: both served, and together they served every request.
+    shares = {int(s.labels["pid"]): s.value for s in samples(families["netspec_process_request_success"],
+                                                                "netspec_process_request_success")}
+    assert set(shares) == workers and server.process.pid not in shares
+    assert all(count > 0 for count in shares.values()), shares
+    assert sum(shares.values()) == REQUESTS
+    assert {int(s.labels["pid"]) for s in families["netspec_process_info"].samples} == workers
+
+    # The Triton families are the two workers' figures added up, under the same names and labels.
+    def value(name: str, sample: str | None = None, **labels) -> float:
+        found = [s.value for s in samples(families[name], sample or name) if s.labels == {**LABELS, **labels}]
+        assert len(found) == 1, (name, labels, families[name].samples)
+        return found[0]
+
+    assert families["nv_inference_request_success"].type == "unknown"  # untyped, as a single server writes it
+    assert value("nv_inference_request_success") == REQUESTS
+    assert value("nv_inference_count") == REQUESTS
+    assert value("nv_inference_request_failure", reason="OTHER") == 0
+    assert 2 <= value("nv_inference_exec_count") <= REQUESTS  # both executed; batches may join requests
+    assert value("nv_inference_pending_request_count") == 0
+    histogram = "nv_inference_first_response_histogram_ms"
+    assert value(histogram, histogram + "_count") == REQUESTS
+    assert value(histogram, histogram + "_bucket", le="+Inf") == REQUESTS
+    assert value(histogram, histogram + "_sum") == pytest.approx(value("nv_inference_request_duration_us") / 1e3,
+                                                                 rel=1e-3, abs=0.01)
+
+
+def test_the_parent_forks_before_loading_grpc_or_torch(groups):
+    server, _, _ = groups
+    maps = lambda pid: Path(f"/proc/{pid}/maps").read_text()  # noqa: E731
+    assert "cygrpc" not in maps(server.process.pid) and "libtorch" not in maps(server.process.pid)
+    for worker in children(server.process.pid):
+        assert "cygrpc" in maps(worker) and "libtorch" in maps(worker)
+
+
+def test_a_port_another_server_holds_is_refused(groups, tmp_path):
+    server, _, _ = groups
+    port = server.url.rsplit(":", 1)[1]
+    for extra in ([], ["--workers", "2"]):  # a single server, and a group that would otherwise join by SO_REUSEPORT
+        done = netspec("serve", "--repository", str(tmp_path), "--port", port, "--metrics-port", "0", *extra,
+                       timeout=60)
+        assert done.returncode == 2, done.stderr
+        assert done.stderr == f"netspec: error: cannot serve on 127.0.0.1:{port}: port {port} is already in use " \
+                              f"by another server\n"
+    # A listener of another program with SO_REUSEPORT set, as gRPC sets by default: not joined either.
+    with socket.socket() as other:
+        other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = str(other.getsockname()[1])
+        done = netspec("serve", "--repository", str(tmp_path), "--port", port, "--metrics-port", "0",
+                       "--workers", "2", timeout=60)
+    assert done.returncode == 2 and f"port {port} is already in use by another server" in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--workers", "0"], "--workers 0: must be between 1 and 64"),
+    (["--workers", "-3"], "--workers -3: must be between 1 and 64"),
+    (["--workers", "2", "--model-control-mode", "explicit"],
+     "--model-control-mode explicit cannot be used with --workers: it would reach one worker only"),
+])
+def test_workers_flag_is_checked(cli, tmp_path, args, message):
+    run = cli("serve", "--repository", tmp_path, "--metrics-port", "0", *args)
+    assert run.code == 2 and run.err == f"netspec: error: {message}\n"
+
+
+def test_a_worker_that_dies_stops_the_group(groups):
+    _, _, server = groups
+    workers = sorted(children(server.process.pid))
+    assert len(workers) == 2, server.log()
+    os.kill(workers[0], signal.SIGKILL)
+    assert server.process.wait(timeout=30) == 1
+    assert not wait_gone(workers), "a worker outlived its group"
+    log = server.log()
+    assert f"(pid {workers[0]}) was killed by SIGKILL; the group stops" in log, log
+    assert f"(pid {workers[1]}) stopped" in log, log
+
+
+def test_sigterm_stops_every_worker(groups):
+    server, _, _ = groups
+    workers = children(server.process.pid)
+    assert len(workers) == 2
+    sent = time.monotonic()
+    assert server.stop(signal.SIGTERM, timeout=30) == 0, server.log()
+    assert time.monotonic() - sent < 15
+    assert not wait_gone(workers), "a worker outlived its group"
+    log = server.log()
+    assert "stopping 2 workers: SIGTERM received" in log
+    for pid in workers:
+        assert f"(pid {pid}) stopped" in log, log
+    assert "Traceback" not in log
