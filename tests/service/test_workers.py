@@ -24,7 +24,7 @@ from common import ROOT
 grpcclient = pytest.importorskip("tritonclient.grpc")
 parser = pytest.importorskip("prometheus_client.parser")
 
-from server_process import Server, netspec  # noqa: E402
+from server_process import Server, write_spec_model  # noqa: E402
 
 if not Path("/proc/self/maps").exists():
     pytest.skip("reads processes from Linux's /proc", allow_module_level=True)
@@ -65,32 +65,16 @@ def wait_gone(pids, timeout: float = 10) -> set[int]:
 
 
 @pytest.fixture(scope="module")
-def repository(tmp_path_factory) -> Path:
+def served(tmp_path_factory):
+    """lenet, compiled here as `netspec compile` writes it, served by two
+    workers with their metrics merged on one port."""
     root = tmp_path_factory.mktemp("workers") / "models"
-    done = netspec("compile", str(ROOT / "specs" / "lenet.yaml"), "--repository", str(root), "--quiet", timeout=300)
-    assert done.returncode == 0, done.stderr
-    return root
-
-
-@pytest.fixture(scope="module")
-def groups(repository, tmp_path_factory):
-    """Two groups started together (their imports overlap): lenet with merged
-    metrics, and an empty repository for the worker that is killed."""
-    empty = tmp_path_factory.mktemp("empty")
+    write_spec_model(root, (ROOT / "specs" / "lenet.yaml").read_text())
     metrics_port = free_port()
-    served = Server(repository, "--workers", "2", "--metrics-port", str(metrics_port), expect_ready=False)
-    doomed = Server(empty, "--workers", "2", "--strict-readiness", "false", expect_ready=False)
-    try:
-        served.wait_ready()
-        doomed.wait_ready()
-    except BaseException:
-        served.stop(signal.SIGKILL)
-        doomed.stop(signal.SIGKILL)
-        raise
-    yield served, f"http://127.0.0.1:{metrics_port}/metrics", doomed
-    for server in (served, doomed):
-        if server.process.poll() is None:
-            server.stop(signal.SIGKILL)
+    server = Server(root, "--workers", "2", "--metrics-port", str(metrics_port))
+    yield server, f"http://127.0.0.1:{metrics_port}/metrics", root
+    if server.process.poll() is None:
+        server.stop(signal.SIGKILL)
 
 
 def scrape(url: str) -> dict:
@@ -102,8 +86,8 @@ def samples(family, name: str) -> list:
     return [s for s in family.samples if s.name == name]
 
 
-def test_requests_from_separate_connections_reach_both_workers(groups, repository):
-    server, metrics_url, _ = groups
+def test_requests_from_separate_connections_reach_both_workers(served):
+    server, metrics_url, repository = served
     workers = children(server.process.pid)
     assert len(workers) == 2, server.log()
 
@@ -155,23 +139,22 @@ def test_requests_from_separate_connections_reach_both_workers(groups, repositor
                                                                  rel=1e-3, abs=0.01)
 
 
-def test_the_parent_forks_before_loading_grpc_or_torch(groups):
-    server, _, _ = groups
+def test_the_parent_forks_before_loading_grpc_or_torch(served):
+    server, _, _ = served
     maps = lambda pid: Path(f"/proc/{pid}/maps").read_text()  # noqa: E731
     assert "cygrpc" not in maps(server.process.pid) and "libtorch" not in maps(server.process.pid)
     for worker in children(server.process.pid):
         assert "cygrpc" in maps(worker) and "libtorch" in maps(worker)
 
 
-def test_a_port_another_server_holds_is_refused(groups, tmp_path):
-    server, _, _ = groups
+def test_a_port_another_server_holds_is_refused(served, cli, tmp_path):
+    server, _, _ = served
     port = server.url.rsplit(":", 1)[1]
     for extra in ([], ["--workers", "2"]):  # a single server, and a group that would otherwise join by SO_REUSEPORT
-        done = netspec("serve", "--repository", str(tmp_path), "--port", port, "--metrics-port", "0", *extra,
-                       timeout=60)
-        assert done.returncode == 2, done.stderr
-        assert done.stderr == f"netspec: error: cannot serve on 127.0.0.1:{port}: port {port} is already in use " \
-                              f"by another server\n"
+        run = cli("serve", "--repository", tmp_path, "--port", port, "--metrics-port", "0", *extra)
+        assert run.code == 2, run.err
+        assert run.err == f"netspec: error: cannot serve on 127.0.0.1:{port}: port {port} is already in use " \
+                          f"by another server\n"
     # A listener of another program with SO_REUSEPORT set, as gRPC sets by default: not joined either.
     with socket.socket() as other:
         other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -179,9 +162,8 @@ def test_a_port_another_server_holds_is_refused(groups, tmp_path):
         other.bind(("127.0.0.1", 0))
         other.listen()
         port = str(other.getsockname()[1])
-        done = netspec("serve", "--repository", str(tmp_path), "--port", port, "--metrics-port", "0",
-                       "--workers", "2", timeout=60)
-    assert done.returncode == 2 and f"port {port} is already in use by another server" in done.stderr, done.stderr
+        run = cli("serve", "--repository", tmp_path, "--port", port, "--metrics-port", "0", "--workers", "2")
+    assert run.code == 2 and f"port {port} is already in use by another server" in run.err, run.err
 
 
 @pytest.mark.parametrize("args, message", [
@@ -195,20 +177,28 @@ def test_workers_flag_is_checked(cli, tmp_path, args, message):
     assert run.code == 2 and run.err == f"netspec: error: {message}\n"
 
 
-def test_a_worker_that_dies_stops_the_group(groups):
-    _, _, server = groups
-    workers = sorted(children(server.process.pid))
-    assert len(workers) == 2, server.log()
-    os.kill(workers[0], signal.SIGKILL)
-    assert server.process.wait(timeout=30) == 1
+def test_a_worker_that_dies_stops_the_group(tmp_path):
+    """Killed while it starts (seconds of imports: the test needs no second
+    group of loaded workers); the parent takes the same path whenever one dies."""
+    server = Server(tmp_path, "--workers", "2", expect_ready=False)
+    try:
+        deadline = time.monotonic() + 30
+        while len(workers := sorted(children(server.process.pid))) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert len(workers) == 2, server.log()
+        os.kill(workers[0], signal.SIGKILL)
+        assert server.process.wait(timeout=30) == 1
+    finally:
+        server.stop(signal.SIGKILL)
     assert not wait_gone(workers), "a worker outlived its group"
     log = server.log()
     assert f"(pid {workers[0]}) was killed by SIGKILL; the group stops" in log, log
     assert f"(pid {workers[1]}) stopped" in log, log
+    assert "ready on" not in "".join(server.lines.queue)
 
 
-def test_sigterm_stops_every_worker(groups):
-    server, _, _ = groups
+def test_sigterm_stops_every_worker(served):
+    server, _, _ = served
     workers = children(server.process.pid)
     assert len(workers) == 2
     sent = time.monotonic()
