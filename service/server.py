@@ -131,15 +131,7 @@ async def serve(
         readiness.listening = True
         await readiness.refresh()
 
-    if not options.shared_port:
-        await listen()
-
-    if stop is None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-
+    # Before the gRPC server exists: a busy metrics port then leaves nothing to stop.
     metrics = None
     if options.metrics_port:
         from service.metrics import start_metrics_server
@@ -151,6 +143,22 @@ async def serve(
         log.info("metrics on http://%s:%d/metrics", metrics_host, metrics.server_port)
         if on_metrics is not None:
             on_metrics(metrics.server_port)
+    if not options.shared_port:
+        try:
+            await listen()
+        except BaseException:  # the port or the TLS files: the caller reports it
+            if metrics is not None:
+                from service.metrics import stop_metrics_server
+
+                await stop_metrics_server(metrics)
+            raise
+
+    if stop is None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+
     if options.auth_tokens and options.tls_cert is None:
         log.warning("tokens are checked but travel in clear text: add --tls-cert and --tls-key")
     log.info("device %s; loading models from %s", repository.device, repository_dir)

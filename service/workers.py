@@ -164,7 +164,8 @@ class Group:
             return
         self.stopping = True
         self.deadline = time.monotonic() + self.options.grace_s + STOP_MARGIN_S
-        log.info("stopping %d workers: %s", sum(not w.exited for w in self.workers), why)
+        running = sum(not w.exited for w in self.workers)
+        log.info("stopping %d worker%s: %s", running, "" if running == 1 else "s", why)
         for w in self.workers:
             if not w.exited:
                 os.kill(w.process.pid, signal.SIGTERM)
@@ -194,9 +195,10 @@ class Group:
         w.exited = True
         code = w.process.exitcode
         if w.error is not None:
-            log.error("worker %d (pid %d) could not start: %s", w.number, w.process.pid, w.error)
-            if self.error is None:
+            if self.error is None:  # the command's last line says it
                 self.error, self.status = w.error, 2
+            elif w.error != self.error:
+                log.error("worker %d (pid %d) could not start: %s", w.number, w.process.pid, w.error)
             self.stop(f"worker {w.number} could not start")
         elif not self.stopping:
             log.error("worker %d (pid %d) %s; the group stops", w.number, w.process.pid, _describe(code))
