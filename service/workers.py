@@ -88,6 +88,11 @@ def _worker_main(number: int, repository: Path, options: ServeOptions, messages,
     _die_with_parent()
     if os.getppid() != parent_pid:  # the parent died before prctl
         os._exit(1)
+    # torch runs each operation on one thread per core; K workers doing so
+    # would run K times as many threads as cores, which costs far more than
+    # it gives. So each takes its share of the cores, unless told otherwise.
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, cores // options.workers)))
 
     import asyncio
 

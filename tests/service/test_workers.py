@@ -210,3 +210,46 @@ def test_sigterm_stops_every_worker(served):
     for pid in workers:
         assert f"(pid {pid}) stopped" in log, log
     assert "Traceback" not in log
+
+
+def test_device_wide_gauges_are_taken_once_and_the_rest_summed():
+    from service.merged_metrics import merge
+
+    def text(pid: int, success: int, used: int) -> str:
+        return (f'# HELP nv_inference_request_success Number of successful inference requests, all batch sizes\n'
+                f'# TYPE nv_inference_request_success untyped\n'
+                f'nv_inference_request_success{{model="lenet",version="1"}} {success}\n'
+                f'# HELP nv_gpu_memory_used_bytes GPU used memory, in bytes\n'
+                f'# TYPE nv_gpu_memory_used_bytes gauge\n'
+                f'nv_gpu_memory_used_bytes{{gpu_uuid="GPU-0"}} {used}\n'
+                f'# HELP netspec_process_info The serving process (its pid)\n'
+                f'# TYPE netspec_process_info gauge\n'
+                f'netspec_process_info{{pid="{pid}"}} 1\n')
+
+    merged = {f.name: f for f in merge([text(11, 3, 500), text(12, 4, 700)])}
+    assert [(s.labels, s.value) for s in merged["nv_inference_request_success"].samples] == [(LABELS, 7)]
+    assert merged["nv_inference_request_success"].type == "unknown"
+    assert [s.value for s in merged["nv_gpu_memory_used_bytes"].samples] == [700]  # the device's, once
+    assert sorted(s.labels["pid"] for s in merged["netspec_process_info"].samples) == ["11", "12"]
+
+
+def test_a_worker_that_does_not_answer_fails_the_scrape():
+    """Leaving its figures out would look like counters going back: 503, with the reason."""
+    import urllib.error
+
+    from prometheus_client import CollectorRegistry
+
+    from service import metrics_http
+    from service.merged_metrics import MergedCollector
+
+    registry = CollectorRegistry(auto_describe=False)
+    gone = free_port()  # nothing listens there
+    registry.register(MergedCollector(lambda: {2: gone}))
+    server = metrics_http.start(registry, "127.0.0.1", 0)
+    try:
+        with pytest.raises(urllib.error.HTTPError) as info:
+            urllib.request.urlopen(f"http://127.0.0.1:{server.server_port}/metrics", timeout=10)
+        assert info.value.code == 503
+        assert info.value.read().decode().startswith(f"worker 2 did not answer at http://127.0.0.1:{gone}/metrics")
+    finally:
+        metrics_http.stop(server)
