@@ -25,6 +25,8 @@ pools must not exist before a fork, and each worker imports them itself.
   the first worker's one-line error when a worker could not start (a bad
   device, a port its gRPC server could not bind); 1 when a worker died or
   had to be killed.
+- Threads: each worker runs torch on its share of the cores
+  (OMP_NUM_THREADS = cores // K, unless the environment sets it).
 - Metrics: service/merged_metrics.py.
 """
 
@@ -41,8 +43,8 @@ import sys
 import time
 from pathlib import Path
 
-from service.options import ServeOptions
 from service import metrics_http
+from service.options import ServeOptions
 from service.reuseport import reserve
 
 log = logging.getLogger("netspec.serve")
