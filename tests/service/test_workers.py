@@ -197,6 +197,20 @@ def test_a_worker_that_dies_stops_the_group(tmp_path):
     assert "ready on" not in "".join(server.lines.queue)
 
 
+def test_workers_go_when_their_parent_is_killed(tmp_path):
+    """SIGKILL leaves the parent no chance to stop them: the kernel sends them SIGTERM (PR_SET_PDEATHSIG)."""
+    server = Server(tmp_path, "--workers", "2", expect_ready=False)
+    try:
+        deadline = time.monotonic() + 30
+        while len(workers := children(server.process.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert len(workers) == 2, server.log()
+        time.sleep(0.5)  # past the fork, into the workers' own start
+    finally:
+        server.stop(signal.SIGKILL)
+    assert not wait_gone(workers), "a worker outlived its killed parent"
+
+
 def test_sigterm_stops_every_worker(served):
     server, _, _ = served
     workers = children(server.process.pid)
