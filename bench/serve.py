@@ -9,8 +9,15 @@ measured by the same closed-loop client, in the same run.
     python bench/serve.py --duration 5 --concurrency 1 8 32 64
     python bench/serve.py --models lenet --max-queue-delay-us 500   # also requests held for company
     python bench/serve.py --shared-memory --models resnet18 --concurrency 8   # system shared memory vs gRPC
+    python bench/serve.py --models lenet --workers 1 2              # one server process against two
 
-Each request carries one sample (batch 1). "x floor" columns compare with the
+Each request carries one sample (batch 1). With --workers, the rows are
+`netspec serve --workers K` for each K given (dynamic batching on) and the
+floor, and every concurrent client has a connection of its own (the kernel
+hands each connection to one worker; a single shared connection would keep
+every call on one), for the floor and for each K alike.
+
+"x floor" columns compare with the
 echo server at the same concurrency: throughput ratio (ours / floor) and p50
 latency ratio (ours / floor). Client and servers share the machine's cores,
 so absolute numbers are lower than with a separate client machine.
@@ -20,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
@@ -80,7 +88,7 @@ class Process:
             self.process.kill()
 
 
-def start_netspec(repository: Path, device: str, *flags: str) -> Process:
+def start_netspec(repository: Path, device: str, *flags: str, workers: int = 1) -> Process:
     def ready(process):
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
         for line in process.stdout:  # the ready line comes once the models are loaded
@@ -91,7 +99,7 @@ def start_netspec(repository: Path, device: str, *flags: str) -> Process:
         raise RuntimeError(f"netspec serve did not start (exit code {process.poll()})")
 
     return Process([sys.executable, "-m", "service", "serve", "--repository", str(repository), "--port", "0", "--metrics-port", "0",
-                    "--device", device, "--log-level", "warning", *flags], ready)
+                    "--device", device, "--log-level", "warning", "--workers", str(workers), *flags], ready)
 
 
 def start_echo(tmp: Path) -> Process:
@@ -110,13 +118,14 @@ def start_echo(tmp: Path) -> Process:
     return Process([sys.executable, __file__, "--echo-server", str(port_file)], ready)
 
 
-def compile_models(out: Path, batching: bool, delay_us: int = 0) -> list[str]:
-    """Compile lenet (and resnet18 when specs/resnet.yaml exists) into `out`."""
+def compile_models(out: Path, batching: bool, delay_us: int = 0, only: list[str] | None = None) -> list[str]:
+    """Compile lenet (and resnet18 when specs/resnet.yaml exists) into `out`; with `only`, those of them."""
     names = []
     jobs = [("lenet", ROOT / "specs" / "lenet.yaml", [])]
     resnet = ROOT / "specs" / "resnet.yaml"
     if resnet.exists():
         jobs.append(("resnet18", resnet, ["18", "resnet18"]))
+    jobs = [job for job in jobs if only is None or job[0] in only]
     for name, spec, variants in jobs:
         base = [sys.executable, "-m", "compiler.cli", "compile", str(spec), "--repository", str(out), "--name", name,
                 "--quiet", *([f"--max-queue-delay-us={delay_us}"] if batching else ["--no-dynamic-batching"])]
@@ -155,22 +164,29 @@ async def request_for(url: str, model: str):
     return request
 
 
-async def measure(url: str, request, concurrency: int, duration_s: float, max_s: float) -> dict:
+async def measure(url: str, request, concurrency: int, duration_s: float, max_s: float,
+                  own_connections: bool = False) -> dict:
     """Closed loop: `concurrency` workers each send the next request when the
     last returns. After every worker has had one answer (warm-up), requests
     completing in the window count; the window lasts `duration_s`, longer if
-    needed for 2 x concurrency answers (slow models), but at most `max_s`."""
+    needed for 2 x concurrency answers (slow models), but at most `max_s`.
+    All share one connection, or with `own_connections` each has its own."""
     import grpc
 
     from service.generated import grpc_service_pb2_grpc as pb_grpc
 
-    async with grpc.aio.insecure_channel(url, options=[("grpc.max_receive_message_length", 256 << 20)]) as channel:
-        stub = pb_grpc.GRPCInferenceServiceStub(channel)
+    options = [("grpc.max_receive_message_length", 256 << 20)]
+    if own_connections:  # channels of one process share a connection unless each has its own subchannel pool
+        options.append(("grpc.use_local_subchannel_pool", 1))
+    async with contextlib.AsyncExitStack() as channels:
+        stubs = [pb_grpc.GRPCInferenceServiceStub(
+                     await channels.enter_async_context(grpc.aio.insecure_channel(url, options=options)))
+                 for _ in range(concurrency if own_connections else 1)]
         latencies: list[float] = []
         warm = asyncio.Barrier(concurrency + 1)
         stop = asyncio.Event()
 
-        async def worker():
+        async def worker(stub):
             await stub.ModelInfer(request)
             await warm.wait()
             while not stop.is_set():
@@ -179,7 +195,7 @@ async def measure(url: str, request, concurrency: int, duration_s: float, max_s:
                 if not stop.is_set():
                     latencies.append(time.perf_counter() - sent)
 
-        workers = [asyncio.create_task(worker()) for _ in range(concurrency)]
+        workers = [asyncio.create_task(worker(stubs[k % len(stubs)])) for k in range(concurrency)]
         await warm.wait()
         start = time.perf_counter()
         while (elapsed := time.perf_counter() - start) < max_s:
@@ -212,6 +228,9 @@ def main(argv=None) -> int:
                         help="measure inputs and outputs in system shared memory against the same requests over gRPC")
     parser.add_argument("--rounds", type=int, default=3,
                         help="with --shared-memory: measurements of each path, alternating (default: 3)")
+    parser.add_argument("--workers", type=int, nargs="+", metavar="K",
+                        help="measure `netspec serve --workers K` for each K side by side (batching on), "
+                             "each client on a connection of its own")
     parser.add_argument("--echo-server", metavar="PORT_FILE", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.echo_server:
@@ -219,6 +238,8 @@ def main(argv=None) -> int:
         return 0
     if args.shared_memory:
         return shared_memory_main(args)
+    if args.workers:
+        return main_workers(args)
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -255,6 +276,11 @@ def main(argv=None) -> int:
                 server.stop()
 
     print(f"\nnetspec serve on {args.device}; batch-1 requests; {args.duration:g} s per point; {os.cpu_count()} CPU cores\n")
+    print_rows(rows, floor)
+    return 0
+
+
+def print_rows(rows, floor) -> None:
     header = f"{'model':<10} {'server':<22} {'conc':>4} {'infer/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'x floor thr':>11} {'x floor p50':>11}"
     print(header)
     print("-" * len(header))
@@ -262,6 +288,42 @@ def main(argv=None) -> int:
         f = floor[(model, c)]
         print(f"{model:<10} {server:<22} {c:>4} {r['throughput']:>9.0f} {r['p50']:>8.2f} {r['p99']:>8.2f} "
               f"{r['throughput'] / f['throughput']:>11.2f} {r['p50'] / f['p50']:>11.2f}")
+
+
+def main_workers(args) -> int:
+    """The floor, then `netspec serve --workers K` for each K, one connection per client throughout."""
+    if any(k < 1 for k in args.workers):
+        print("--workers: each K must be 1 or more", file=sys.stderr)
+        return 2
+    rows, floor = [], {}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        repository = tmp / "batching"
+        models = compile_models(repository, batching=True, only=args.models)
+        echo = start_echo(tmp)
+        try:
+            for model in models:
+                request = asyncio.run(request_for_echo(model, tmp, repository))
+                for c in args.concurrency:
+                    floor[(model, c)] = asyncio.run(
+                        measure(echo.url, request, c, args.duration, args.max_duration, own_connections=True))
+                    rows.append((model, "echo (floor)", c, floor[(model, c)]))
+        finally:
+            echo.stop()
+        for k in args.workers:
+            server = start_netspec(repository, args.device, workers=k)
+            try:
+                for model in models:
+                    request = asyncio.run(request_for(server.url, model))
+                    for c in args.concurrency:
+                        result = asyncio.run(measure(server.url, request, c, args.duration, args.max_duration,
+                                                     own_connections=True))
+                        rows.append((model, f"--workers {k}", c, result))
+            finally:
+                server.stop()
+    print(f"\nnetspec serve on {args.device}; batch-1 requests, one connection per client; "
+          f"{args.duration:g} s per point; {os.cpu_count()} CPU cores\n")
+    print_rows(sorted(rows, key=lambda r: (r[0], r[2])), floor)
     return 0
 
 

@@ -18,6 +18,9 @@ SERVE_EXAMPLE = """example:
   netspec compile specs/lenet.yaml --repository models/
   netspec serve --repository models/ --port 8001
 
+  # four server processes on port 8001, each with its own copy of the models
+  netspec serve --repository models/ --port 8001 --workers 4
+
   # reachable from other machines: TLS and a token
   netspec serve --repository models/ --host 0.0.0.0 \\
       --tls-cert server.crt --tls-key server.key --auth-token-file tokens.txt
@@ -33,6 +36,7 @@ INFER_EXAMPLE = """example:
 Without -o, each output's name, shape and first values are printed."""
 
 DEFAULTS = ServeOptions()
+MAX_WORKERS = 64  # each loads every model: a typo must not fork a thousand copies
 PREVIEW = 8  # values of each output printed without -o
 
 
@@ -73,6 +77,11 @@ def add_commands(subparsers) -> None:
     )
     serve.add_argument("--metrics-host", default=None, metavar="HOST",
                        help="address the metrics listen on (default: --host); they are plain HTTP, unauthenticated")
+    serve.add_argument(
+        "--workers", type=int, default=DEFAULTS.workers, metavar="K",
+        help=f"server processes sharing --port (SO_REUSEPORT), each with its own copy of the models, "
+             f"at most {MAX_WORKERS}; the port must be free (default: 1)",
+    )
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     limits = serve.add_argument_group("readiness and limits")
     limits.add_argument(
@@ -188,13 +197,18 @@ def serve_options(args: argparse.Namespace) -> ServeOptions | str:
     for name in args.models or []:
         if not (args.repository / name).is_dir():
             return f"--model {name}: no such model in {args.repository}"
+    if not 1 <= args.workers <= MAX_WORKERS:
+        return f"--workers {args.workers}: must be between 1 and {MAX_WORKERS}"
+    if args.workers > 1 and args.model_control_mode != "none":
+        # A load or unload reaches the one worker holding the caller's connection.
+        return "--model-control-mode explicit cannot be used with --workers: it would reach one worker only"
     return ServeOptions(
         host=args.host, port=args.port, device=args.device, models=args.models, grace_s=args.grace,
         strict_readiness=args.strict_readiness, model_control_mode=args.model_control_mode,
         model_load_timeout_s=args.model_load_timeout, model_load_threads=args.model_load_thread_count,
         max_message_bytes=args.max_message_bytes, tls_cert=args.tls_cert, tls_key=args.tls_key,
         tls_client_ca=args.tls_client_ca, auth_tokens=tokens, metrics_port=args.metrics_port,
-        metrics_host=args.metrics_host, allow_client_shm=args.allow_client_shm,
+        metrics_host=args.metrics_host, allow_client_shm=args.allow_client_shm, workers=args.workers,
     )
 
 
@@ -206,9 +220,33 @@ def run_serve(args: argparse.Namespace) -> int:
     import logging
     import os
 
+    process = "[%(process)d]" if options.workers > 1 else ""  # which worker says it
     logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+        level=args.log_level.upper(), format=f"%(asctime)s %(levelname)s %(name)s{process}: %(message)s",
+        stream=sys.stderr,
     )
+
+    def ready(host: str, port: int) -> None:
+        # One parseable line on stdout: scripts and tests wait for it (with --port 0).
+        print(f"netspec serve: ready on {host}:{port}", flush=True)
+
+    if options.workers > 1:
+        from service.workers import GroupError, run_group  # imports neither grpc nor torch: it forks
+
+        try:
+            code = run_group(args.repository, options, on_ready=ready)
+        except GroupError as e:
+            return _fail(str(e))
+        logging.shutdown()
+        return code
+
+    from service.reuseport import check_free
+
+    if options.port:
+        try:
+            check_free(options.host, options.port)
+        except OSError as e:  # PortBusy, or an address this machine does not have
+            return _fail(f"cannot serve on {options.host}:{options.port}: {e}")
     from service.metrics import MetricsPortError
     from service.runtime import resolve_device
     from service.server import serve
@@ -217,10 +255,6 @@ def run_serve(args: argparse.Namespace) -> int:
         resolve_device(options.device)
     except (ValueError, RuntimeError) as e:
         return _fail(str(e))
-
-    def ready(host: str, port: int) -> None:
-        # One parseable line on stdout: scripts and tests wait for it (with --port 0).
-        print(f"netspec serve: ready on {host}:{port}", flush=True)
 
     try:
         code = asyncio.run(serve(args.repository, options, on_listening=ready))

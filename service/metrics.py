@@ -20,10 +20,12 @@ from __future__ import annotations
 import asyncio
 import os
 
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.utils import floatToGoString
 
+from service import metrics_http
+from service.metrics_http import MetricsPortError  # noqa: F401 - raised by start_metrics_server
 from service.repository import Repository
 from service.stats import Histogram, ModelStats
 
@@ -144,31 +146,26 @@ class TritonCollector:
 
     async def _families(self):
         out = families(self.repository)
+        pid = str(os.getpid())
         worker = GaugeMetricFamily("netspec_process_info", "The serving process (its pid)", labels=["pid"])
-        worker.add_metric([str(os.getpid())], 1)
-        return [*out, worker]
-
-
-class MetricsPortError(OSError):
-    """The metrics port cannot be listened on; the message says which and why."""
+        worker.add_metric([pid], 1)
+        # With --workers, the merged scrape shows each process's share of the requests.
+        answered = _untyped("netspec_process_request_success",
+                            "Successful inference requests this process answered, all models")
+        answered.add_sample(answered.name, {"pid": pid},
+                            sum(s.success.count for e in self.repository.entries.values() for s in e.stats.values()))
+        return [*out, worker, answered]
 
 
 def start_metrics_server(repository: Repository, host: str, port: int):
-    """Serve /metrics on host:port in a thread (prometheus_client's HTTP
-    server, with a registry of its own); returns the server, for stop()."""
+    """Serve /metrics on host:port in a thread, from a registry of its own;
+    returns the server, for stop_metrics_server()."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(TritonCollector(repository, asyncio.get_running_loop()))
-    try:
-        server, _thread = start_http_server(port, addr=host, registry=registry)
-    except OSError as e:
-        raise MetricsPortError(f"cannot serve metrics on {host}:{port}: {e.strerror or e} "
-                               f"(--metrics-port: choose another, or 0 to turn metrics off)") from e
-    return server
+    return metrics_http.start(registry, host, port)
 
 
 async def stop_metrics_server(server) -> None:
-    """Stop serving and free the port. shutdown() waits for the serving loop's
-    next poll (up to half a second), so it runs off the event loop, which
-    scrapes still in progress need."""
-    await asyncio.get_running_loop().run_in_executor(None, server.shutdown)
-    server.server_close()
+    """Stop serving and free the port, off the event loop, which scrapes
+    still in progress need."""
+    await asyncio.get_running_loop().run_in_executor(None, metrics_http.stop, server)

@@ -38,3 +38,7 @@ class ServeOptions:
     allow_client_shm: bool = False
     metrics_port: int = 8002  # Prometheus /metrics over HTTP, as Triton's; 0: off
     metrics_host: str | None = None  # None: the gRPC host
+    workers: int = 1  # server processes sharing the port (service/workers.py)
+    # Set in each process of a --workers group: its gRPC server binds the
+    # port with SO_REUSEPORT, and only once its models have loaded.
+    shared_port: bool = False

@@ -78,7 +78,9 @@ def create_server(
         options=[
             ("grpc.max_receive_message_length", options.max_message_bytes),
             ("grpc.max_send_message_length", options.max_message_bytes),
-            ("grpc.so_reuseport", 0),  # a second server on a busy port fails instead of sharing it
+            # A second server on a busy port fails instead of sharing it,
+            # unless this is one of the processes of a --workers group.
+            ("grpc.so_reuseport", 1 if options.shared_port else 0),
         ],
     )
     servicer = InferenceServicer(repository, readiness, options, shared_memory)
@@ -100,12 +102,20 @@ async def serve(
     options: ServeOptions | None = None,
     *,
     on_listening=None,
+    on_metrics=None,
     stop: asyncio.Event | None = None,
     loader=default_loader,
 ) -> int:
     """Run until SIGTERM or SIGINT (or until `stop` is set, when given);
     returns the exit code. `on_listening(host, port)` is called once the
-    models asked for have loaded or failed."""
+    models asked for have loaded or failed, and `on_metrics(port)` once the
+    metrics endpoint listens (its real port, where the options ask for 0).
+
+    A single server listens from the start and answers NOT_SERVING while its
+    models load. A process of a --workers group (options.shared_port) binds
+    its port only once they have loaded: the kernel hands each new
+    connection to one of the processes listening, and a connection stays
+    with the process it reached, so none must reach one still loading."""
     options = options or ServeOptions()
     health_servicer = health.aio.HealthServicer()
     for name in ("", SERVICE_NAME):
@@ -116,8 +126,37 @@ async def serve(
                             on_change=lambda: readiness.refresh())
     readiness = Readiness(repository, Lifecycle(), health_servicer, strict=options.strict_readiness)
     shared_memory = SharedMemory(enabled=options.allow_client_shm)
-    server, bound = create_server(repository, options, readiness=readiness, health_servicer=health_servicer,
-                                  shared_memory=shared_memory)
+    server = bound = None
+
+    async def listen():
+        nonlocal server, bound
+        server, bound = create_server(repository, options, readiness=readiness, health_servicer=health_servicer,
+                                      shared_memory=shared_memory)
+        await server.start()
+        readiness.listening = True
+        await readiness.refresh()
+
+    # Before the gRPC server exists: a busy metrics port then leaves nothing to stop.
+    metrics = None
+    if options.metrics_port:
+        from service.metrics import start_metrics_server
+
+        metrics_host, metrics_port = options.metrics_host or options.host, options.metrics_port
+        if options.shared_port:  # the group's parent serves --metrics-port, merging its workers' figures
+            metrics_host, metrics_port = "127.0.0.1", 0
+        metrics = start_metrics_server(repository, metrics_host, metrics_port)
+        log.info("metrics on http://%s:%d/metrics", metrics_host, metrics.server_port)
+        if on_metrics is not None:
+            on_metrics(metrics.server_port)
+    if not options.shared_port:
+        try:
+            await listen()
+        except BaseException:  # the port or the TLS files: the caller reports it
+            if metrics is not None:
+                from service.metrics import stop_metrics_server
+
+                await stop_metrics_server(metrics)
+            raise
 
     if stop is None:
         stop = asyncio.Event()
@@ -125,16 +164,6 @@ async def serve(
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
 
-    metrics = None
-    if options.metrics_port:
-        from service.metrics import start_metrics_server
-
-        metrics_host = options.metrics_host or options.host
-        metrics = start_metrics_server(repository, metrics_host, options.metrics_port)
-        log.info("metrics on http://%s:%d/metrics", metrics_host, options.metrics_port)
-    await server.start()
-    readiness.listening = True
-    await readiness.refresh()
     if options.auth_tokens and options.tls_cert is None:
         log.warning("tokens are checked but travel in clear text: add --tls-cert and --tls-key")
     log.info("device %s; loading models from %s", repository.device, repository_dir)
@@ -148,6 +177,8 @@ async def serve(
     if loading.done():
         loading.result()  # failures are logged as they happen; this raises only a bug
         readiness.started = True
+        if server is None:
+            await listen()
         await readiness.refresh()
         if on_listening is not None:
             on_listening(options.host, bound)
@@ -161,7 +192,8 @@ async def serve(
     await lifecycle.settle()
     # Stopping sends clients GOAWAY; calls that reach a handler meanwhile are
     # refused at once, so this takes milliseconds, not the second it allows.
-    await server.stop(STOP_GRACE_S)
+    if server is not None:
+        await server.stop(STOP_GRACE_S)
     shared_memory.close()  # every call has ended: the regions are unregistered
     loading.cancel()
     with contextlib.suppress(asyncio.CancelledError):
