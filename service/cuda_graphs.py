@@ -89,6 +89,7 @@ class PaddedGraphs:
                 return graph
         return None
 
+    @torch.inference_mode()  # the static buffers are inference tensors
     def run(self, args: Sequence[torch.Tensor]) -> tuple[torch.Tensor, ...] | None:
         """The outputs of `fn(*args)` through the graph that fits, or None
         when none does. `args` are on the graphs' device, batch dimension first."""
