@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from compiler.protocol.generated import model_config_pb2
 from service.errors import ConfigError, shown
 
-GRAPH_LEVELS = {-1: "off", 0: "off (the default)", 1: "fold batch norms into the convolutions before them"}
+GRAPH_LEVELS = {-1: "off", 0: "the default: off", 1: "fold batch norms into the convolutions before them"}
 MEMORY_FORMATS = ("contiguous", "channels_last")
 ACCELERATOR = "torch_compile"
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")

@@ -332,7 +332,7 @@ class Repository:
                 self._inside(version_dir / file, file)
             model = self.loader(version_dir, settings.precision)
             runtime = Runtime(model, device=self.device, precision=settings.precision,
-                              max_batch_size=settings.max_batch_size, fast=settings.fast)
+                              max_batch_size=settings.max_batch_size, fast=settings.fast, name=entry.name)
             _check_against_config(runtime, entry.config, f"{entry.name}/{v}")
             stats = entry.stats.setdefault(str(v), ModelStats())
             executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"netspec-{entry.name}-{v}")

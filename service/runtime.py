@@ -78,11 +78,12 @@ class Runtime:
     """A compiled model placed on a device in a precision, ready to run batches."""
 
     def __init__(self, model, *, device: torch.device, precision: str = "fp32", max_batch_size: int = 0,
-                 fast: FastOptions = FastOptions(), capture: Capture | None = None):
+                 fast: FastOptions = FastOptions(), capture: Capture | None = None, name: str | None = None):
         """`fast`: the model's fast mode. `capture`: how CUDA graphs are
         captured; None is torch.cuda's, on a CUDA device only (a test gives
-        one that runs on the CPU)."""
-        self.name = model.name
+        one that runs on the CPU). `name`: the one it is served under
+        (default: the spec's)."""
+        self.name = name or model.name
         self.device = device
         self.precision = precision
         self.max_batch_size = max_batch_size

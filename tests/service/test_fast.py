@@ -106,7 +106,7 @@ def test_options_from_config():
 
 
 @pytest.mark.parametrize("text,message", [
-    ("optimization { graph { level: 2 } }", "optimization graph level is 2; expected -1 (off), 0"),
+    ("optimization { graph { level: 2 } }", "optimization graph level is 2; expected -1 (off), 0 (the default: off), 1 (fold"),
     ('parameters { key: "memory_format" value { string_value: "nhwc" } }',
      "parameter memory_format is 'nhwc'; expected contiguous or channels_last"),
     ('optimization { execution_accelerators { gpu_execution_accelerator { name: "tensorrt" } } }',
