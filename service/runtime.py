@@ -236,6 +236,15 @@ class Runtime:
                     f"(its outputs: {', '.join(s.name for s in self.outputs)})"
                 )
 
+    def execute(self, args: list[torch.Tensor]) -> tuple[torch.Tensor, ...]:
+        """The module's outputs for inputs already on the device, in the
+        compute dtype and memory format: through a CUDA graph where one
+        holds the batch, else the (compiled) module."""
+        result = self.graphs.run(args) if self.graphs is not None else None
+        if result is None:
+            result = self.forward(*args)
+        return (result,) if isinstance(result, torch.Tensor) else tuple(result)
+
     @torch.inference_mode()
     def run(self, inputs: list[torch.Tensor]) -> tuple[list[torch.Tensor], Timings]:
         """Run one batch. `inputs` are CPU tensors in model input order; returns
@@ -248,11 +257,7 @@ class Runtime:
                 x = x.to(self._compute_dtype)
             args.append(self._laid_out(x))
         t1 = time.perf_counter_ns()
-        result = self.graphs.run(args) if self.graphs is not None else None
-        if result is None:  # no graph holds this batch
-            result = self.forward(*args)
-        if isinstance(result, torch.Tensor):
-            result = (result,)
+        result = self.execute(args)
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         t2 = time.perf_counter_ns()
