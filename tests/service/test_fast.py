@@ -183,9 +183,10 @@ def test_half_precision_within_its_tolerance(precision):
     (want,), _ = plain.run([x])
     (got,), _ = fast.run([x])
     assert got.dtype == torch.float32  # the declared dtype: the runtime casts at the edges
-    # bf16 keeps 8 bits of mantissa (fp16 11): 1e-2 of the outputs' scale
-    # covers both (measured: bf16 2e-3, fp16 3e-4).
-    assert (got - want).abs().max() <= 1e-2 * want.abs().max()
+    # bf16 keeps 8 bits of mantissa (fp16 11): 2e-2 of the outputs' scale
+    # covers both (bench/fast_equivalence.py, this net: bf16 3.2e-3 and fp16
+    # 3.7e-4 of outputs up to 0.58, i.e. 5.5e-3 and 6e-4 of the scale).
+    assert (got - want).abs().max() <= 2e-2 * want.abs().max()
 
 
 # --- CUDA graphs: padding and slicing -------------------------------------

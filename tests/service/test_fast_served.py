@@ -68,7 +68,7 @@ def test_fast_mode_answers_as_the_plain_model(server):
     assert fast.dtype == fast_bf16.dtype == np.float32
     scale = np.abs(plain).max()
     assert np.abs(fast - plain).max() <= 1e-5 * max(scale, 1)  # folded and channels_last, fp32
-    assert np.abs(fast_bf16 - plain).max() <= 1e-2 * scale  # bf16 keeps 8 bits of mantissa
+    assert np.abs(fast_bf16 - plain).max() <= 2e-2 * scale  # bf16 keeps 8 bits of mantissa (as test_fast.py)
     log = server.log()
     assert "model 'fast' runs on cpu: gpu_execution_accelerator torch_compile and cuda graphs are for CUDA" in log
 
