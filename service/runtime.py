@@ -110,22 +110,29 @@ class Runtime:
         self.module = module.eval()
         self.forward = self.module  # what runs a batch: the module, or its torch.compile
         self.graphs: PaddedGraphs | None = None
-        graph_dims = self._graph_dims(fast, max_batch_size) if fast.cuda_graphs else {}
+        self._compile_and_capture(fast, capture)
+
+    def _compile_and_capture(self, fast: FastOptions, capture: Capture | None) -> None:
+        """torch.compile for this device type, then the CUDA graphs (which
+        run the compiled module once per size before capturing it); what is
+        for CUDA alone is skipped on another device, with a warning."""
+        graph_dims = self._graph_dims(fast, self.max_batch_size) if fast.cuda_graphs else {}  # checked on any device
+        on_cuda = self.device.type == "cuda"
         skipped = []
-        compile_kwargs = fast.compile.get(device.type)
-        if "cuda" in fast.compile and device.type != "cuda":
+        if "cuda" in fast.compile and not on_cuda:
             skipped.append("gpu_execution_accelerator torch_compile")
+        compile_kwargs = fast.compile.get(self.device.type)
         if compile_kwargs is not None:
             self.forward = torch.compile(self.module, **compile_kwargs)
-        if graph_dims and (device.type == "cuda" or capture is not None):
-            self.graphs = PaddedGraphs(self.forward, sorted(graph_dims), lambda n: self._static_inputs(n, graph_dims[n]),
-                                       capture or cuda_capture())
+        if graph_dims and (on_cuda or capture is not None):
+            self.graphs = PaddedGraphs(self.forward, sorted(graph_dims),
+                                       lambda n: self._static_inputs(n, graph_dims[n]), capture or cuda_capture())
         elif graph_dims:
             skipped.append("cuda graphs")
-        elif compile_kwargs is not None:
+        if compile_kwargs is not None and self.graphs is None:
             self._warm_up()
         if skipped:
-            log.warning("model '%s' runs on %s: %s %s for CUDA devices, not applied", self.name, device,
+            log.warning("model '%s' runs on %s: %s %s for CUDA devices, not applied", self.name, self.device,
                         " and ".join(skipped), "are" if len(skipped) > 1 else "is")
 
     def _graph_dims(self, fast: FastOptions, max_batch_size: int) -> dict[int, list[tuple[int, ...]]]:
