@@ -5,6 +5,7 @@ bf16 at batch 1 and 256, then served; one run, all side by side.
     python bench/gpu_fast.py                    # the whole run: about 6 minutes on an H200
     python bench/gpu_fast.py --no-compile       # without torch.compile (a minute or two)
     python bench/gpu_fast.py --no-serve
+    python bench/gpu_fast.py --serve-only --serve-device cpu --duration 2   # the served part, checked without a GPU
 
 In process, every variant runs on inputs already on the GPU, as the
 runtime hands them to the module (the fast mode's batch-256 and batch-1
@@ -169,18 +170,23 @@ def served(args) -> list[list[str]]:
             if done.returncode != 0:
                 raise SystemExit(done.stderr)
         served_fast_mode(repo / "fast" / "config.pbtxt")
-        servers = [("echo (floor)", sb.start_echo(tmp), "plain"), ("netspec plain", sb.start_netspec(repo, "cuda"), "plain"),
-                   ("netspec fast", sb.start_netspec(repo, "cuda"), "fast")]
+        echo = sb.start_echo(tmp)
         try:
-            for label, server, model in servers:
-                request = asyncio.run(sb.request_for(servers[1][1].url if label.startswith("echo") else server.url, model))
+            netspec = sb.start_netspec(repo, args.serve_device)  # it serves both models
+        except BaseException:
+            echo.stop()
+            raise
+        try:
+            for label, url, model in (("echo (floor)", echo.url, "plain"), ("netspec plain", netspec.url, "plain"),
+                                      ("netspec fast", netspec.url, "fast")):
+                request = asyncio.run(sb.request_for(netspec.url, model))  # shaped from the model's metadata
                 for c in (1, 16):
-                    r = asyncio.run(sb.measure(server.url, request, c, args.duration, 4 * args.duration))
+                    r = asyncio.run(sb.measure(url, request, c, args.duration, 4 * args.duration))
                     rows.append([label, str(c), f"{r['throughput']:,.0f}", f"{r['p50']:.2f}", f"{r['p99']:.2f}"])
                     print("  ".join(rows[-1]), flush=True)
         finally:
-            for _, server, _ in servers:
-                server.stop()
+            echo.stop()
+            netspec.stop()
     return rows
 
 
@@ -194,9 +200,14 @@ def main(argv=None) -> int:
     parser.add_argument("--no-compile", dest="compile", action="store_false", help="leave out torch.compile")
     parser.add_argument("--no-serve", dest="serve", action="store_false", help="leave out the served part")
     parser.add_argument("--duration", type=float, default=4.0, help="seconds per served point (default 4)")
+    parser.add_argument("--serve-only", action="store_true", help="only the served part")
+    parser.add_argument("--serve-device", default="cuda", help="the served part's --device (default cuda)")
     args = parser.parse_args(argv)
     import torch
 
+    if args.serve_only:
+        print(table(["server", "concurrency", "infer/s", "p50 ms", "p99 ms"], served(args)))
+        return 0
     if not torch.cuda.is_available():
         print("gpu_fast.py needs a CUDA GPU", file=sys.stderr)
         return 2
