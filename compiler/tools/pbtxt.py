@@ -62,12 +62,15 @@ def fast_mode(config: ModelConfig, graph: Graph) -> None:
     """Every option of the fast mode: batch norms folded into convolutions
     (graph level 1), channels_last when an input is an image batch, and on
     a GPU torch.compile and CUDA graphs (at 1, 2, 4, ... and max_batch_size)
-    when the model batches. The server skips the GPU ones on a CPU."""
+    when the model batches and its inputs' other dimensions are fixed (a
+    graph is captured for one shape; variable ones are given by hand in
+    graph_spec). The server skips the GPU ones on a CPU."""
     config.optimization.graph.level = 1
     if any(len(t.shape) == 4 for t in graph.inputs.values()):
         config.parameters["memory_format"].string_value = "channels_last"
     config.optimization.execution_accelerators.gpu_execution_accelerator.add(name="torch_compile")
-    if config.max_batch_size > 0:
+    fixed = all(isinstance(d, int) for t in graph.inputs.values() for d in t.shape[1:])
+    if config.max_batch_size > 0 and fixed:
         config.optimization.cuda.graphs = True
 
 

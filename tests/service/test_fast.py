@@ -156,6 +156,11 @@ def test_compile_fast_writes_what_the_server_reads(cli, tmp_path, specs):
     assert options == FastOptions(fold_batch_norm=True, channels_last=True, compile={"cuda": {}}, cuda_graphs=True)
     done = cli("compile", specs / "lenet.yaml", "--repository", tmp_path, "--quiet")
     assert not fast_options_of(read_config(tmp_path / "lenet" / CONFIG_FILE)).any
+    # Sequences of any length T: no graph can be captured without a length, so --fast asks for none.
+    done = cli("compile", specs / "rnn.yaml", "--repository", tmp_path, "--fast", "--quiet")
+    assert done.code == 0, done.err
+    options = fast_options_of(read_config(tmp_path / "rnn" / CONFIG_FILE))
+    assert options.fold_batch_norm and not options.cuda_graphs and not options.channels_last
 
 
 # --- outputs against the plain module ----------------------------------
