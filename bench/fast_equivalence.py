@@ -4,6 +4,7 @@ of docs/serving.md's Fast mode table; the tests assert the tolerances).
 
     python bench/fast_equivalence.py              # folding, channels_last, bf16/fp16, padded graphs
     python bench/fast_equivalence.py --compile    # also torch.compile (inductor: a minute the first time)
+    python bench/fast_equivalence.py --zoo        # folding in every spec of specs/ (default variants), batch 1
 """
 
 from __future__ import annotations
@@ -62,10 +63,32 @@ def emulated_capture(fn, inputs):
     return (lambda: outputs[0].copy_(fn(*inputs))), outputs
 
 
+def zoo() -> None:
+    """Folding in every spec of the zoo: how many norms, and the outputs' difference."""
+    for spec in sorted((ROOT / "specs").glob("*.yaml")):
+        model = with_statistics(compile_file(spec))
+        folded = copy.deepcopy(model.module)
+        n = fold_batch_norm(folded)
+        g = torch.Generator().manual_seed(0)
+        args = [torch.randint(0, 2, shape) if "int" in info.dtype else torch.randn(shape, generator=g)
+                for info in model.inputs.values()
+                for shape in [[1 if d == "N" else (7 if isinstance(d, str) else d) for d in info.shape]]]
+        want, got = model.module(*args), folded(*args)
+        want, got = (want,) if isinstance(want, torch.Tensor) else want, (got,) if isinstance(got, torch.Tensor) else got
+        diff = max((a - b).abs().max().item() for a, b in zip(want, got))
+        print(f"folding ({n:2} norms)  {spec.stem:14} max abs diff {diff:.1e}  "
+              f"scale {max(a.abs().max().item() for a in want):.2f}", flush=True)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--compile", action="store_true", help="also torch.compile (inductor)")
+    parser.add_argument("--zoo", action="store_true", help="folding in every spec of specs/ instead")
     args = parser.parse_args(argv)
+    if args.zoo:
+        with torch.inference_mode():
+            zoo()
+        return 0
     x = lambda *shape: torch.randn(shape, generator=torch.Generator().manual_seed(1))  # noqa: E731
     with torch.inference_mode():
         for spec, variant, shape in [("resnet.yaml", "50", (2, 3, 64, 64)), ("mobilenet.yaml", "v2", (2, 3, 64, 64)),
