@@ -65,6 +65,8 @@ def test_fast_mode_answers_as_the_plain_model(server):
         fast = infer(client, "fast", images)
         fast_bf16 = infer(client, "fast_bf16", images)
         assert client.get_model_metadata("fast_bf16").outputs[0].datatype == "FP32"
+        config = client.get_model_config("fast", as_json=True)["config"]  # as Triton's clients read it
+        assert config["optimization"]["graph"]["level"] == 1 and config["optimization"]["cuda"]["graphs"]
     assert fast.dtype == fast_bf16.dtype == np.float32
     scale = np.abs(plain).max()
     assert np.abs(fast - plain).max() <= 1e-5 * max(scale, 1)  # folded and channels_last, fp32
