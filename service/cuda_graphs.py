@@ -42,7 +42,10 @@ def cuda_capture() -> Capture:
                 fn(*inputs)
         torch.cuda.current_stream().wait_stream(side)
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph, pool=pool):
+        # thread_local: models that serve or load meanwhile, in threads of
+        # their own, are not hit by the capture's ban on synchronising calls
+        # (the default, global, fails theirs).
+        with torch.cuda.graph(graph, pool=pool, capture_error_mode="thread_local"):
             outputs = fn(*inputs)
         return graph.replay, _as_tuple(outputs)
 
