@@ -8,6 +8,7 @@ measured by the same closed-loop client, in the same run.
     python bench/serve.py --device cuda         # models on the GPU
     python bench/serve.py --duration 5 --concurrency 1 8 32 64
     python bench/serve.py --models lenet --max-queue-delay-us 500   # also requests held for company
+    python bench/serve.py --shared-memory --models resnet18 --concurrency 8   # system shared memory vs gRPC
 
 Each request carries one sample (batch 1). "x floor" columns compare with the
 echo server at the same concurrency: throughput ratio (ours / floor) and p50
@@ -79,7 +80,7 @@ class Process:
             self.process.kill()
 
 
-def start_netspec(repository: Path, device: str) -> Process:
+def start_netspec(repository: Path, device: str, *flags: str) -> Process:
     def ready(process):
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
         for line in process.stdout:  # the ready line comes once the models are loaded
@@ -90,7 +91,7 @@ def start_netspec(repository: Path, device: str) -> Process:
         raise RuntimeError(f"netspec serve did not start (exit code {process.poll()})")
 
     return Process([sys.executable, "-m", "service", "serve", "--repository", str(repository), "--port", "0", "--metrics-port", "0",
-                    "--device", device, "--log-level", "warning"], ready)
+                    "--device", device, "--log-level", "warning", *flags], ready)
 
 
 def start_echo(tmp: Path) -> Process:
@@ -207,11 +208,17 @@ def main(argv=None) -> int:
     parser.add_argument("--models", nargs="+", choices=["lenet", "resnet18"], help="only these models")
     parser.add_argument("--max-queue-delay-us", type=int, default=0, metavar="D",
                         help="also measure batching with requests held up to D microseconds for company")
+    parser.add_argument("--shared-memory", action="store_true",
+                        help="measure inputs and outputs in system shared memory against the same requests over gRPC")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="with --shared-memory: measurements of each path, alternating (default: 3)")
     parser.add_argument("--echo-server", metavar="PORT_FILE", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.echo_server:
         asyncio.run(echo_server_main(args.echo_server))
         return 0
+    if args.shared_memory:
+        return shared_memory_main(args)
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -275,6 +282,209 @@ async def request_for_echo(model: str, tmp: Path, repository: Path):
         request.inputs.add(name=i.name, datatype=dtype.kserve, shape=shape)
         request.raw_input_contents.append(data.astype(np_type).tobytes())
     return request
+
+
+# --- system shared memory against gRPC -----------------------------------------------
+
+
+class ShmObject:
+    """A POSIX shared memory object this client makes, maps and removes."""
+
+    def __init__(self, name: str, size: int):
+        import mmap
+
+        self.key = f"/{name}"
+        self.path = Path("/dev/shm") / name
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.ftruncate(fd, size)
+            self.map = mmap.mmap(fd, size)
+        finally:
+            os.close(fd)
+
+    def close(self) -> None:
+        self.map.close()
+        self.path.unlink(missing_ok=True)
+
+
+def _shm_param(request_tensor, region: str, size: int) -> None:
+    request_tensor.parameters["shared_memory_region"].string_param = region
+    request_tensor.parameters["shared_memory_byte_size"].int64_param = size
+
+
+async def measure_shared_memory(url: str, plain_request, concurrency: int, duration_s: float, max_s: float) -> dict:
+    """`measure`'s closed loop with the same inputs sent through system shared
+    memory: each worker has an input and an output region, writes its inputs
+    into the first before each request and reads the outputs from the second
+    after it, as a client of the extension does."""
+    import grpc
+
+    from service.generated import grpc_service_pb2 as pb
+    from service.generated import grpc_service_pb2_grpc as pb_grpc
+
+    async with grpc.aio.insecure_channel(url) as channel:
+        stub = pb_grpc.GRPCInferenceServiceStub(channel)
+        meta = await stub.ModelMetadata(pb.ModelMetadataRequest(name=plain_request.model_name))
+        sample = await stub.ModelInfer(plain_request)
+        out_sizes = [len(raw) for raw in sample.raw_output_contents]
+        inputs = list(plain_request.raw_input_contents)
+        objects, calls = [], []
+        try:
+            for k in range(concurrency):
+                name = f"netspec-bench-{os.getpid()}-{k}"
+                inp, out = ShmObject(f"{name}-in", sum(map(len, inputs))), ShmObject(f"{name}-out", sum(out_sizes))
+                objects += [inp, out]
+                await stub.SystemSharedMemoryRegister(pb.SystemSharedMemoryRegisterRequest(
+                    name=f"{name}-in", key=inp.key, byte_size=len(inp.map)))
+                await stub.SystemSharedMemoryRegister(pb.SystemSharedMemoryRegisterRequest(
+                    name=f"{name}-out", key=out.key, byte_size=len(out.map)))
+                request = pb.ModelInferRequest(model_name=plain_request.model_name)
+                offset = 0
+                for t, raw in zip(plain_request.inputs, inputs):
+                    tensor = request.inputs.add(name=t.name, datatype=t.datatype, shape=t.shape)
+                    _shm_param(tensor, f"{name}-in", len(raw))
+                    tensor.parameters["shared_memory_offset"].int64_param = offset
+                    offset += len(raw)
+                offset = 0
+                for o, size in zip(meta.outputs, out_sizes):
+                    wanted = request.outputs.add(name=o.name)
+                    _shm_param(wanted, f"{name}-out", size)
+                    wanted.parameters["shared_memory_offset"].int64_param = offset
+                    offset += size
+
+                async def call(request=request, inp=inp, out=out):
+                    offset = 0
+                    for raw in inputs:
+                        inp.map[offset:offset + len(raw)] = raw
+                        offset += len(raw)
+                    await stub.ModelInfer(request)
+                    return np.frombuffer(out.map, np.uint8).copy()
+
+                calls.append(call)
+            result = await _closed_loop(calls, duration_s, max_s)
+            # The outputs read from shared memory are the gRPC path's.
+            got = (await calls[0]()).tobytes()
+            if got != b"".join(sample.raw_output_contents):
+                raise RuntimeError("the outputs read from shared memory differ from the gRPC path's")
+            return result
+        finally:
+            await stub.SystemSharedMemoryUnregister(pb.SystemSharedMemoryUnregisterRequest())
+            for o in objects:
+                o.close()
+
+
+async def _closed_loop(calls, duration_s: float, max_s: float) -> dict:
+    """One worker per call, each making its call again as soon as it returns;
+    counted as in `measure`."""
+    latencies: list[float] = []
+    warm = asyncio.Barrier(len(calls) + 1)
+    stop = asyncio.Event()
+
+    async def worker(call):
+        await call()
+        await warm.wait()
+        while not stop.is_set():
+            sent = time.perf_counter()
+            await call()
+            if not stop.is_set():
+                latencies.append(time.perf_counter() - sent)
+
+    workers = [asyncio.create_task(worker(call)) for call in calls]
+    await warm.wait()
+    start = time.perf_counter()
+    while (elapsed := time.perf_counter() - start) < max_s:
+        if elapsed >= duration_s and len(latencies) >= 2 * len(calls):
+            break
+        await asyncio.sleep(0.05)
+    count, elapsed = len(latencies), time.perf_counter() - start
+    stop.set()
+    await asyncio.gather(*workers)
+    lat = np.array(latencies[:count]) * 1e3
+    if count == 0:
+        return {"throughput": 0.0, "p50": float("nan"), "p99": float("nan")}
+    return {"throughput": count / elapsed, "p50": float(np.percentile(lat, 50)), "p99": float(np.percentile(lat, 99))}
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User and system CPU time of process `pid`, all its threads."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _inference_count(url: str, model: str) -> int:
+    import grpc
+
+    from service.generated import grpc_service_pb2 as pb
+    from service.generated import grpc_service_pb2_grpc as pb_grpc
+
+    async with grpc.aio.insecure_channel(url) as channel:
+        stats = await pb_grpc.GRPCInferenceServiceStub(channel).ModelStatistics(pb.ModelStatisticsRequest(name=model))
+    return sum(s.inference_count for s in stats.model_stats)
+
+
+def _measured_with_cpu(server: Process, model: str, run) -> dict:
+    """`run()`'s figures plus the CPU milliseconds the server and this client
+    spent per inference: a cost that other work on the cores does not change,
+    where throughput does."""
+    count0, server0, client0 = asyncio.run(_inference_count(server.url, model)), \
+        _cpu_seconds(server.process.pid), time.process_time()
+    result = run()
+    server1, client1 = _cpu_seconds(server.process.pid), time.process_time()
+    count = asyncio.run(_inference_count(server.url, model)) - count0
+    return {**result, "server_ms": 1e3 * (server1 - server0) / count, "client_ms": 1e3 * (client1 - client0) / count}
+
+
+# resnet18's input and an output as large, with next to no work between:
+# what the transport costs when the model costs nothing.
+PAYLOAD_SPEC = """name: relu224
+inputs: {image: {shape: [N, 3, 224, 224]}}
+nodes:
+  act: {op: relu}
+outputs: {features: act}
+"""
+
+
+def shared_memory_main(args) -> int:
+    """The same model, server and concurrency, requests over gRPC and through
+    system shared memory, alternating for --rounds rounds; prints the medians
+    and shm / gRPC. relu224 (PAYLOAD_SPEC) comes first, then the models."""
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        repository = Path(tmp) / "batching"
+        models = compile_models(repository, batching=True)
+        models = [m for m in models if not args.models or m in args.models]
+        spec = Path(tmp) / "relu224.yaml"
+        spec.write_text(PAYLOAD_SPEC)
+        subprocess.run([sys.executable, "-m", "compiler.cli", "compile", str(spec), "--repository", str(repository),
+                        "--quiet"], cwd=ROOT, check=True)
+        models.insert(0, "relu224")
+        server = start_netspec(repository, args.device, "--allow-client-shm", "true")
+        try:
+            for model in models:
+                request = asyncio.run(request_for(server.url, model))
+                for c in args.concurrency:
+                    points = {"gRPC": [], "shm": []}
+                    for _ in range(args.rounds):
+                        points["gRPC"].append(_measured_with_cpu(server, model, lambda: asyncio.run(
+                            measure(server.url, request, c, args.duration, args.max_duration))))
+                        points["shm"].append(_measured_with_cpu(server, model, lambda: asyncio.run(
+                            measure_shared_memory(server.url, request, c, args.duration, args.max_duration))))
+                    rows.append((model, c, {path: {k: float(np.median([p[k] for p in ps])) for k in ps[0]}
+                                            for path, ps in points.items()}))
+        finally:
+            server.stop()
+    print(f"\nnetspec serve on {args.device}, dynamic batching; batch-1 requests; medians of {args.rounds} rounds of "
+          f"{args.duration:g} s per point, gRPC and shm alternating; {os.cpu_count()} CPU cores; CPU ms: per inference\n")
+    header = (f"{'model':<10} {'conc':>4} {'path':<5} {'infer/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'server CPU ms':>13} "
+              f"{'client CPU ms':>13} {'shm/gRPC thr':>12}")
+    print(header)
+    print("-" * len(header))
+    for model, c, by_path in rows:
+        for path, r in by_path.items():
+            ratio = f"{by_path['shm']['throughput'] / by_path['gRPC']['throughput']:>12.2f}" if path == "shm" else ""
+            print(f"{model:<10} {c:>4} {path:<5} {r['throughput']:>9.1f} {r['p50']:>8.2f} {r['p99']:>8.2f} "
+                  f"{r['server_ms']:>13.2f} {r['client_ms']:>13.2f} {ratio}")
+    return 0
 
 
 def _enum_name(value: int) -> str:

@@ -53,12 +53,12 @@ def analyze_tree(tree: Map, variant: str | None = None, outputs: list[str] | Non
     Problems found before shapes are known are reported together."""
     spec = validate(tree)
     found = Collector()
-    graph = expand(spec, variant, found)
+    graph = expand(spec, variant, found, shapes.node_value)
     if outputs:
         try:
             structure.select_outputs(graph, outputs)
         except SpecError as e:
-            found.errors.extend(e.diagnostics)
+            found.extend(e.diagnostics)
     signature.check(graph, found)
     structure.check(graph, found)
     found.raise_if_any()

@@ -64,17 +64,56 @@ class Diagnostic:
     trace: tuple[Frame, ...] = ()
     hint: str | None = None
     severity: str = "error"
+    # The same problem at the same place in other instances of a block (or
+    # other repeats of a node), reported once: the full names of the nodes,
+    # and the expansion chain of each (an editor relates every instance).
+    also: tuple[str, ...] = ()
+    also_traces: tuple[tuple[Frame, ...], ...] = ()
 
     def format(self) -> str:
         head = f"{self.loc}: " if self.loc else ""
         who = ""
         if self.node:
             who = f"node '{self.node}'" + (f" ({self.op})" if self.op else "") + ": "
-        lines = [f"{head}{self.severity}: {who}{self.message}"]
+        lines = [f"{head}{self.severity}: {who}{self.message}{self._instances()}"]
         lines += [f"  {frame}" for frame in reversed(self.trace)]
         if self.hint:
             lines.append(f"  hint: {self.hint}")
         return "\n".join(lines)
+
+    def _instances(self) -> str:
+        if not self.also:
+            return ""
+        n = len(self.also) + 1
+        if self.trace:
+            first = self.trace[-1]
+            return f" (in {n} instances of block '{first.block}': first at '{first.instance}')"
+        return f" (in {n} repeats: first at '{self.node}')"
+
+    def key(self) -> tuple:
+        """What makes two diagnostics the same problem at the same place."""
+        return (self.severity, self.message, self.loc, self.op, self.hint)
+
+
+def group_instances(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
+    """One diagnostic per problem and place: an error written once in a
+    block is found in every instance of it (87 times in a block repeated 87
+    times), and is shown once with the count; the first instance's stands."""
+    firsts: dict[tuple, Diagnostic] = {}
+    others: dict[tuple, dict[str, tuple[Frame, ...]]] = {}
+    for d in diagnostics:
+        key = d.key()
+        if key not in firsts:
+            firsts[key], others[key] = d, dict(zip(d.also, d.also_traces or [()] * len(d.also)))
+        elif d.node and d.node != firsts[key].node:
+            others[key].setdefault(d.node, d.trace)
+            others[key].update((n, t) for n, t in zip(d.also, d.also_traces or [()] * len(d.also)))
+    out = []
+    for key, d in firsts.items():
+        also = tuple(others[key])
+        out.append(d if also == d.also else Diagnostic(d.message, d.loc, d.node, d.op, d.trace, d.hint,
+                                                        d.severity, also, tuple(others[key].values())))
+    return out
 
 
 class UserError(Exception):
@@ -90,7 +129,7 @@ class SpecError(UserError):
     def __init__(self, diagnostics: list[Diagnostic] | Diagnostic):
         if isinstance(diagnostics, Diagnostic):
             diagnostics = [diagnostics]
-        self.diagnostics = list(diagnostics)
+        self.diagnostics = group_instances(list(diagnostics))
         super().__init__(self.format())
 
     def format(self) -> str:
@@ -145,9 +184,23 @@ class Collector:
 
     errors: list[Diagnostic] = field(default_factory=list)
     warnings: list[Diagnostic] = field(default_factory=list)
+    _seen: set = field(default_factory=set, repr=False)
 
     def error(self, message: str, **kw) -> None:
-        self.errors.append(Diagnostic(message, **kw))
+        self.add(Diagnostic(message, **kw))
+
+    def add(self, diagnostic: Diagnostic) -> None:
+        """Add an error unless the very same one is there: a node checked
+        early (its shape read during expansion) is checked again later."""
+        d = diagnostic
+        identity = (d.key(), d.node, d.trace, d.also)
+        if identity not in self._seen:
+            self._seen.add(identity)
+            self.errors.append(d)
+
+    def extend(self, diagnostics: list[Diagnostic]) -> None:
+        for d in diagnostics:
+            self.add(d)
 
     def warn(self, message: str, **kw) -> None:
         self.warnings.append(Diagnostic(message, severity="warning", **kw))

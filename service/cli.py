@@ -103,6 +103,11 @@ def add_commands(subparsers) -> None:
                           help="mutual TLS: refuse clients without a certificate signed by this PEM CA")
     security.add_argument("--auth-token-file", type=Path, metavar="FILE",
                           help="tokens, one a line: every RPC but health needs metadata 'authorization: Bearer TOKEN'")
+    security.add_argument(
+        "--allow-client-shm", type=_on_off, default=DEFAULTS.allow_client_shm, metavar="true|false",
+        help="let clients register system shared memory (/dev/shm) regions and send and receive tensors "
+             "through them, as Triton's flag of the same name (default: false)",
+    )
     serve.set_defaults(func=run_serve)
 
     infer = subparsers.add_parser(
@@ -189,7 +194,7 @@ def serve_options(args: argparse.Namespace) -> ServeOptions | str:
         model_load_timeout_s=args.model_load_timeout, model_load_threads=args.model_load_thread_count,
         max_message_bytes=args.max_message_bytes, tls_cert=args.tls_cert, tls_key=args.tls_key,
         tls_client_ca=args.tls_client_ca, auth_tokens=tokens, metrics_port=args.metrics_port,
-        metrics_host=args.metrics_host,
+        metrics_host=args.metrics_host, allow_client_shm=args.allow_client_shm,
     )
 
 

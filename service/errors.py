@@ -26,6 +26,10 @@ class NotFound(ServiceError):
     """The model, or the version of it, is not in the repository."""
 
 
+class AlreadyExists(ServiceError):
+    """The name is taken: a shared memory region registered twice."""
+
+
 class InvalidInput(ServiceError):
     """The request does not match the model: input names, datatypes, shapes, sizes, values."""
 
@@ -66,3 +70,7 @@ class ConfigError(ServiceError):
 
 class ControlDisabled(Unavailable):
     """Loading and unloading over the protocol is off (--model-control-mode none)."""
+
+
+class SharedMemoryDisabled(Unavailable):
+    """Client shared memory is off (--allow-client-shm false)."""

@@ -33,5 +33,8 @@ class ServeOptions:
     tls_key: Path | None = None
     tls_client_ca: Path | None = None  # set: clients must present a certificate it signed
     auth_tokens: tuple[str, ...] = ()  # empty: no authentication
+    # Triton's --allow-client-shm, off by default as in Triton: a client that
+    # may register regions makes the server read and write /dev/shm objects.
+    allow_client_shm: bool = False
     metrics_port: int = 8002  # Prometheus /metrics over HTTP, as Triton's; 0: off
     metrics_host: str | None = None  # None: the gRPC host

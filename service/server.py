@@ -30,6 +30,7 @@ from service.readiness import SERVICE_NAME, Readiness
 from service.repository import Repository, default_loader
 from service.runtime import resolve_device
 from service.servicer import InferenceServicer
+from service.shared_memory import SharedMemory
 from service.status import Guard
 
 log = logging.getLogger("netspec.serve")
@@ -64,6 +65,7 @@ def create_server(
     *,
     readiness: Readiness | None = None,
     health_servicer: health.aio.HealthServicer | None = None,
+    shared_memory: SharedMemory | None = None,
 ) -> tuple[grpc.aio.Server, int]:
     """A grpc.aio server for `repository`, bound but not started; port 0 picks a free port."""
     options = options or ServeOptions()
@@ -79,7 +81,8 @@ def create_server(
             ("grpc.so_reuseport", 0),  # a second server on a busy port fails instead of sharing it
         ],
     )
-    pb_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceServicer(repository, readiness, options), server)
+    servicer = InferenceServicer(repository, readiness, options, shared_memory)
+    pb_grpc.add_GRPCInferenceServiceServicer_to_server(servicer, server)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
         [SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME], server, pool=POOL
@@ -112,7 +115,9 @@ async def serve(
                             load_timeout_s=options.model_load_timeout_s, load_threads=options.model_load_threads,
                             on_change=lambda: readiness.refresh())
     readiness = Readiness(repository, Lifecycle(), health_servicer, strict=options.strict_readiness)
-    server, bound = create_server(repository, options, readiness=readiness, health_servicer=health_servicer)
+    shared_memory = SharedMemory(enabled=options.allow_client_shm)
+    server, bound = create_server(repository, options, readiness=readiness, health_servicer=health_servicer,
+                                  shared_memory=shared_memory)
 
     if stop is None:
         stop = asyncio.Event()
@@ -157,6 +162,7 @@ async def serve(
     # Stopping sends clients GOAWAY; calls that reach a handler meanwhile are
     # refused at once, so this takes milliseconds, not the second it allows.
     await server.stop(STOP_GRACE_S)
+    shared_memory.close()  # every call has ended: the regions are unregistered
     loading.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await loading

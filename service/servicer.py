@@ -17,6 +17,7 @@ from service.inference import Inference, InferRequest, InferResponse, InputTenso
 from service.options import ServeOptions
 from service.readiness import Readiness
 from service.repository import Repository, State
+from service.shared_memory import Placement, SharedMemory
 from service.status import status_for
 
 SERVER_NAME = "netspec"
@@ -25,10 +26,12 @@ EXTENSIONS = ("model_repository", "model_configuration", "statistics")
 
 
 class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
-    def __init__(self, repository: Repository, readiness: Readiness, options: ServeOptions | None = None):
+    def __init__(self, repository: Repository, readiness: Readiness, options: ServeOptions | None = None,
+                 shared_memory: SharedMemory | None = None):
         options = options or ServeOptions()
         self.repository = repository
-        self.inference = Inference(repository, options.max_message_bytes)
+        self.shared_memory = shared_memory or SharedMemory(enabled=options.allow_client_shm)
+        self.inference = Inference(repository, options.max_message_bytes, self.shared_memory)
         self.readiness = readiness
         self.control_mode = options.model_control_mode
 
@@ -44,7 +47,8 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         return pb.ModelReadyResponse(ready=self.readiness.model_ready(request.name, request.version))
 
     async def ServerMetadata(self, request, context):
-        return pb.ServerMetadataResponse(name=SERVER_NAME, version=__version__, extensions=EXTENSIONS)
+        extensions = EXTENSIONS + (("system_shared_memory",) if self.shared_memory.enabled else ())
+        return pb.ServerMetadataResponse(name=SERVER_NAME, version=__version__, extensions=extensions)
 
     async def ModelMetadata(self, request, context):
         served = self.repository.get(request.name, request.version)
@@ -167,28 +171,39 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         await self.repository.unload(request.model_name)
         return pb.RepositoryModelUnloadResponse()
 
-    # --- not implemented ----------------------------------------------------
-
-    async def _unsupported(self, what: str):
-        raise Unsupported(f"{what} is not supported by netspec; send tensors in the request instead")
+    # --- system shared memory ----------------------------------------------
 
     async def SystemSharedMemoryStatus(self, request, context):
-        await self._unsupported("system shared memory")
+        response = pb.SystemSharedMemoryStatusResponse()
+        for region in self.shared_memory.status(request.name):
+            response.regions[region.name].CopyFrom(pb.SystemSharedMemoryStatusResponse.RegionStatus(
+                name=region.name, key=region.key, offset=region.offset, byte_size=region.byte_size))
+        return response
 
     async def SystemSharedMemoryRegister(self, request, context):
-        await self._unsupported("system shared memory")
+        self.shared_memory.register(request.name, request.key, request.offset, request.byte_size)
+        return pb.SystemSharedMemoryRegisterResponse()
 
     async def SystemSharedMemoryUnregister(self, request, context):
-        await self._unsupported("system shared memory")
+        self.shared_memory.unregister(request.name)
+        return pb.SystemSharedMemoryUnregisterResponse()
+
+    # --- not implemented ----------------------------------------------------
+
+    CUDA_UNSUPPORTED = ("CUDA shared memory is not supported by netspec; use system shared memory "
+                        "(SystemSharedMemoryRegister) or send tensors in the request")
 
     async def CudaSharedMemoryStatus(self, request, context):
-        await self._unsupported("CUDA shared memory")
+        raise Unsupported(self.CUDA_UNSUPPORTED)
 
     async def CudaSharedMemoryRegister(self, request, context):
-        await self._unsupported("CUDA shared memory")
+        raise Unsupported(self.CUDA_UNSUPPORTED)
 
     async def CudaSharedMemoryUnregister(self, request, context):
-        await self._unsupported("CUDA shared memory")
+        # No CUDA region can be registered, so unregistering (all or one) has
+        # nothing to do; perf_analyzer unregisters both kinds when it starts
+        # and stops, even with --shared-memory system.
+        return pb.CudaSharedMemoryUnregisterResponse()
 
     async def TraceSetting(self, request, context):
         raise Unsupported("trace settings are not supported by netspec")
@@ -225,19 +240,28 @@ def _tensor_metadata(spec) -> pb.ModelMetadataResponse.TensorMetadata:
 
 def infer_request_from_pb(request: pb.ModelInferRequest) -> InferRequest:
     raw = request.raw_input_contents
-    if raw and len(raw) != len(request.inputs):
+    placements = [_placement(t, f"input '{shown(t.name)}'") for t in request.inputs]
+    in_messages = sum(p is None for p in placements)
+    if raw and len(raw) != in_messages:
         raise InvalidInput(
-            f"the request has {len(request.inputs)} inputs but {len(raw)} raw_input_contents; "
-            "send one raw entry per input, in the order of the inputs"
+            f"the request has {in_messages} inputs outside shared memory but {len(raw)} raw_input_contents; "
+            "send one raw entry per input (but those in shared memory), in the order of the inputs"
         )
     inputs = []
-    for k, t in enumerate(request.inputs):
+    sent = iter(raw)
+    for t, placement in zip(request.inputs, placements):
         has_contents = t.HasField("contents")
+        if placement is not None:
+            if has_contents:
+                raise InvalidInput(f"input '{shown(t.name)}' names a shared memory region and has typed "
+                                   "contents; use one")
+            inputs.append(InputTensor(t.name, t.datatype, tuple(t.shape), placement=placement))
+            continue
         if raw and has_contents:
             raise InvalidInput(f"input '{shown(t.name)}' has typed contents and the request has "
                                "raw_input_contents; use one")
         if raw:
-            inputs.append(InputTensor(t.name, t.datatype, tuple(t.shape), raw=raw[k]))
+            inputs.append(InputTensor(t.name, t.datatype, tuple(t.shape), raw=next(sent)))
             continue
         if not has_contents:
             raise InvalidInput(f"input '{shown(t.name)}' has no data: set raw_input_contents or its contents")
@@ -252,14 +276,51 @@ def infer_request_from_pb(request: pb.ModelInferRequest) -> InferRequest:
         id=request.id,
         inputs=inputs,
         outputs=[o.name for o in request.outputs],
+        output_placements={o.name: p for o in request.outputs
+                           if (p := _placement(o, f"output '{shown(o.name)}'")) is not None},
     )
+
+
+SHM_REGION, SHM_OFFSET, SHM_SIZE = "shared_memory_region", "shared_memory_offset", "shared_memory_byte_size"
+
+
+def _placement(tensor, what: str) -> Placement | None:
+    """The shared memory parameters of an input or requested output, as Triton reads them."""
+    params = tensor.parameters
+    if not params:
+        return None
+    if SHM_REGION not in params:
+        for key in (SHM_OFFSET, SHM_SIZE):
+            if key in params:
+                raise InvalidInput(f"{what}: '{key}' is set without '{SHM_REGION}'")
+        return None
+    region = params[SHM_REGION]
+    if region.WhichOneof("parameter_choice") != "string_param":
+        raise InvalidInput(f"{what}: '{SHM_REGION}' must be a string_param")
+    if SHM_SIZE not in params:
+        raise InvalidInput(f"{what}: '{SHM_SIZE}' must be given with '{SHM_REGION}'")
+    size = _count_param(params[SHM_SIZE], SHM_SIZE, what)
+    offset = _count_param(params[SHM_OFFSET], SHM_OFFSET, what) if SHM_OFFSET in params else 0
+    return Placement(region.string_param, offset, size)
+
+
+def _count_param(param, key: str, what: str) -> int:
+    kind = param.WhichOneof("parameter_choice")
+    if kind not in ("int64_param", "uint64_param"):
+        raise InvalidInput(f"{what}: '{key}' must be an int64_param")
+    value = getattr(param, kind)
+    if value < 0:
+        raise InvalidInput(f"{what}: '{key}' is {value}; it cannot be negative")
+    return value
 
 
 def infer_response_to_pb(result: InferResponse) -> pb.ModelInferResponse:
     response = pb.ModelInferResponse(model_name=result.model, model_version=result.version, id=result.id)
     for out in result.outputs:
         response.outputs.add(name=out.name, datatype=out.datatype, shape=tuple(out.tensor.shape))
-        response.raw_output_contents.append(encode_raw(out.tensor))
+        # An output in shared memory keeps its (empty) entry, as in Triton:
+        # clients find an output's raw contents by its position.
+        response.raw_output_contents.append(b"" if out.in_shared_memory else encode_raw(out.tensor))
     return response
 
 

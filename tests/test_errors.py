@@ -49,6 +49,10 @@ MUST_SAY = {
     "unknown_variant": ["unknown variant 'larg'", "did you mean 'large'?"],
     "unknown_parameter": ["'widht'", "did you mean '$width'?"],
     "many_errors": ["padding 'same' needs stride 1", "still has spatial dimensions", "2 errors"],
+    "shape_unknown_name": ["shape(y): no node or input 'y' here", "an input of the block"],
+    "shape_symbolic": ["dimension 0 of 'image' is the symbol N", "not a number"],
+    "repeat_several_inputs": ["repeats with 2 inputs (x, skip)", "'fused.' + str(i - 1)"],
+    "error_in_every_instance": ["unknown op 'rleu'", "(in 87 instances of block 'unit': first at 'stage.0')"],
 }
 
 # The problems every release must keep covered by a golden file.

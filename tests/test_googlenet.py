@@ -2,10 +2,11 @@
 googlenet, main and auxiliary outputs."""
 from __future__ import annotations
 
+import pytest
 import torch
 import torchvision
 
-from compiler.api import analyze_file, compile_file
+from compiler.api import SpecError, analyze_file, compile_file, compile_text
 from compiler.cli import main
 from compiler.tools.report import block_rows
 from compiler.tools.verify import randomize_norms, verify
@@ -173,3 +174,28 @@ def test_compile_with_outputs_stores_only_those(tmp_path):
     stored = load_version(tmp_path / "googlenet" / "1")
     assert list(stored.outputs) == ["logits"]
     assert sum(p.numel() for p in stored.module.parameters()) == 6_624_904  # torchvision, aux_logits=False
+
+
+def test_verify_compares_every_output_against_the_reference_with_aux_heads():
+    # verify builds torchvision's googlenet with aux_logits=True and compares
+    # logits, aux1 and aux2 (its aux_logits1 and aux_logits2).
+    result = verify(compile_file(SPEC, "torchvision"), "torchvision:googlenet")
+    assert result.ok and result.matched_by == "order by module", result.as_dict()
+    assert list(result.outputs) == ["logits", "aux1", "aux2"]
+    assert max(result.outputs.values()) < 1e-5
+    # A head on the wrong module keeps every weight's shape (4a and 4b are
+    # both 512 wide): only its own output tells.
+    text = SPEC.read_text().replace("aux1: {block: aux_head, in: inception4a", "aux1: {block: aux_head, in: inception4b")
+    assert text != SPEC.read_text()
+    moved = verify(compile_text(text, "torchvision", file=str(SPEC)), "torchvision:googlenet")
+    assert not moved.ok and moved.outputs["aux1"] > 1e-2, moved.as_dict()
+    assert moved.outputs["logits"] < 1e-5 and moved.outputs["aux2"] < 1e-5
+
+
+def test_a_tensor_count_mismatch_names_the_first_tensors_that_differ():
+    # Two of three outputs against a reference built with both heads.
+    with pytest.raises(SpecError) as e:
+        verify(compile_file(SPEC, "torchvision", outputs=["logits", "aux1"]), "torchvision:googlenet")
+    assert str(e.value).splitlines()[0] == (
+        "error: the reference has 364 tensors and the spec 354: they cannot be matched; the first to differ in "
+        "order: reference 'aux1.conv.conv.weight' [128, 512, 1, 1] vs ours 'fc.weight' [1000, 1024] (tensor 342)")

@@ -59,8 +59,8 @@ MISTAKES = [
     # The identity shortcut carries the module's input before its ReLU.
     ("\"${'skipbn' if project else 'x'}\"", "\"${'skipbn' if project else 'rep.0.relu'}\""),
     # The exit flow's last two separable convolutions are activated after, not before.
-    ("conv3: {block: separable, inp: \"$exit[0]\", out: \"$exit[1]\", relu: false}",
-     "conv3: {block: separable, inp: \"$exit[0]\", out: \"$exit[1]\"}"),
+    ("conv3: {block: separable, out: \"$exit[1]\", relu: false}",
+     "conv3: {block: separable, out: \"$exit[1]\"}"),
 ]
 
 

@@ -6,11 +6,19 @@ concrete parameter values, and the chain of expansions (`Frame`s) that
 errors print; every block instance is recorded (`ir.Instance`), so the
 backend can nest modules as the blocks nest.  A block with `state` expands
 into a scan node whose body is the cell's per-step graph (frontend.cells).
+
+Expressions may read the shape of a node or input (`${shape(x)[1]}`): the
+nodes are expanded in the order they are written, so what an expression
+names is already built, and its value is inferred then, up from the inputs
+(`value_of`, memoised), by the function the caller hands in (`infer`: the
+signature and shape passes for one node; the frontend knows no op).  A
+shape is therefore read only from what comes before: a node defined later,
+or one inside a cell's step, is a located error.
 """
 from __future__ import annotations
 
 from difflib import get_close_matches
-from typing import Any
+from typing import Any, Callable
 
 from ..errors import Collector, Diagnostic, Frame, Loc, RuleError, SpecError
 from ..ir import Graph, Instance, Node, TensorInfo
@@ -18,33 +26,58 @@ from . import expr
 from .schema import Args, BlockSpec, NodeSpec, SpecFile
 from .cells import expand_cell
 from .scope import (AliasSym, Builder, Call, DisabledSym, FailedSym, GroupSym, InstanceSym, NodeSym, Ref, Resolver,
-                    Scope)
+                    Scope, lookup)
 
 
 # A spec is untrusted input: `repeat: 1000000` is refused, not expanded.
 # The zoo's largest graph (EfficientNet-B7) has 863 nodes.
 MAX_EXPANDED = 10_000  # nodes, block instances and repeats one spec expands to
 
+# The value of one node from its inputs' values, its problems added to the
+# collector (None then): passes.shapes.node_value.
+NodeValue = Callable[[Node, list[TensorInfo], Collector], TensorInfo | None]
+
+
+class _Unknown(RuleError):
+    """A shape that cannot be read because of a problem reported elsewhere
+    (a node with an error of its own): the expression fails without a
+    second message."""
+
+    def __init__(self):
+        super().__init__("")
+
 
 class Expander:
-    def __init__(self, spec: SpecFile, variant: str | None, errors: Collector):
+    def __init__(self, spec: SpecFile, variant: str | None, errors: Collector, infer: NodeValue | None = None):
         self.spec = spec
         self.file = spec.file
         self.errors = errors
         self.resolver = Resolver(errors)
         self.variant = variant
         self.expanded = 0  # nodes and instances made so far, against MAX_EXPANDED
+        self.failures = 0  # expressions that failed, reported or not
+        self.infer = infer
+        self.scope: Scope | None = None  # where `shape(name)` looks names up; None outside the nodes
+        self.top: Scope | None = None
+        self.inputs: dict[str, TensorInfo] = {}
+        self.values: dict[str, TensorInfo | None] = {}  # inferred so far; None: failed
 
     # -- entry point -------------------------------------------------------
 
     def run(self) -> Graph:
+        with expr.reading_shapes(self.read_shape):
+            return self._run()
+
+    def _run(self) -> Graph:
         env = self._top_env()
         inputs = {name: TensorInfo(self._input_shape(name, i, env), i.dtype) for name, i in self.spec.inputs.items()}
-        top = Scope(env, "", (), Builder())
+        self.inputs = inputs
+        top = self.top = Scope(env, "", (), Builder())
         for name in inputs:
             top.symbols[name] = NodeSym(name)
         first_input = Ref(top, next(iter(inputs)), self.spec.value_loc("inputs"))
         self.expand_nodes(self.spec, top, first_input)
+        self.scope = top
 
         if isinstance(self.spec.outputs, str):
             raw_outputs = {"output": self.spec.outputs}
@@ -135,8 +168,13 @@ class Expander:
     def expand_nodes(self, owner: SpecFile | BlockSpec, scope: Scope, prev: Ref) -> Ref:
         """Expand the nodes of the spec or a block into a scope, in order;
         return a Ref to the last one."""
-        for local, body in owner.nodes.items():
-            prev = self._expand_node(local, body, owner.entry_key_loc("nodes", local), scope, prev)
+        outer, self.scope = self.scope, scope
+        try:
+            for local, body in owner.nodes.items():
+                prev = self._expand_node(local, body, owner.entry_key_loc("nodes", local), scope, prev)
+                self.scope = scope
+        finally:
+            self.scope = outer
         return prev
 
     def _expand_node(self, local: str, body: NodeSpec, loc: Loc, scope: Scope, prev: Ref) -> Ref:
@@ -166,24 +204,59 @@ class Expander:
                               loc=loc, node=scope.prefix + local)
             return prev
 
-        explicit = self.input_refs(body, scope)
         if count is None:
+            explicit = self.input_refs(body, body.inputs, scope, scope.env)
             sym, out = self._expand_one(local, body, loc, scope, explicit if explicit is not None else [prev], {}, None)
             scope.symbols[local] = sym
             return out if out is not None else prev
 
+        if self.expanded + count > MAX_EXPANDED:  # before evaluating 'in:' for every repeat
+            self._too_large(loc, f"{scope.prefix}{local}.{MAX_EXPANDED - self.expanded}", scope)
         reps: list[Any] = []
-        chain_in = explicit if explicit is not None else [prev]
+        # Registered before the repeats are made, so one repeat's expressions
+        # can read the shape of the one before it.
+        scope.symbols[local] = GroupSym(reps)
+        envs = [{**scope.env, "i": r, **({"item": items[r]} if items is not None else {})} for r in range(count)]
+        written = [self.input_refs(body, body.inputs, scope, env) for env in envs]
+        overridden = [self._override_inputs(body, scope, env, r, count) for r, env in enumerate(envs)]
+        # Each repeat after the first reads the one before it, unless 'in:'
+        # chooses its inputs per repeat ($i, $item) or an override does.
+        per_repeat = body.inputs is not None and len({tuple(ref.text for ref in refs or ()) for refs in written}) > 1
+        if not per_repeat and written[0] is not None and len(written[0]) > 1 \
+                and any(o is None for o in overridden[1:]):
+            self._ambiguous_chain(local, body, scope, written[0])
+            per_repeat = True  # read as written, so the error is not followed by others
+        chain_in = written[0] if written[0] is not None else [prev]
         last_out = None
         for r in range(count):
-            extra = {"i": r, **({"item": items[r]} if items is not None else {})}
-            sym, out = self._expand_one(f"{local}.{r}", body, loc, scope, chain_in, extra, r)
+            extra = {k: envs[r][k] for k in ("i", "item") if k in envs[r]}
+            if overridden[r] is not None:
+                inputs = overridden[r]
+            elif per_repeat:
+                inputs = written[r]
+            else:
+                inputs = chain_in
+            sym, out = self._expand_one(f"{local}.{r}", body, loc, scope, inputs, extra, r)
             reps.append(sym)
             if out is not None:  # the next repeat takes this one's output
-                chain_in = [out] + chain_in[1:]
+                chain_in = [out]
                 last_out = out
-        scope.symbols[local] = GroupSym(reps)
         return Ref(scope, local, loc) if last_out is not None else prev
+
+    def _too_large(self, loc: Loc, full: str, scope: Scope):
+        raise SpecError(Diagnostic(
+            f"the spec expands to more than {MAX_EXPANDED:,} nodes and block instances", loc=loc, node=full,
+            trace=scope.trace, hint="check the repeat counts: a model this large is not what a spec is for"))
+
+    def _ambiguous_chain(self, local: str, body: NodeSpec, scope: Scope, refs: list[Ref]) -> None:
+        names = [ref.text for ref in refs]
+        rest = ", ".join(names[1:])
+        self.errors.error(
+            f"it repeats with {len(refs)} inputs ({', '.join(names)}) but does not say what the repeats after "
+            "the first read", loc=body.value_loc("in"), node=scope.prefix + local, trace=scope.trace,
+            hint=f"choose them per repeat with $i: to chain the first and keep the others, write "
+                 f"in: [\"${{'{names[0]}' if i == 0 else '{local}.' + str(i - 1)}}\", {rest}]; "
+                 "or set a repeat's inputs under 'overrides'")
 
     def _switched_off(self, body: NodeSpec, scope: Scope) -> bool:
         try:
@@ -197,18 +270,16 @@ class Expander:
         full = scope.prefix + name
         self.expanded += 1
         if self.expanded > MAX_EXPANDED:
-            raise SpecError(Diagnostic(
-                f"the spec expands to more than {MAX_EXPANDED:,} nodes and block instances", loc=loc, node=full,
-                trace=scope.trace, hint="check the repeat counts: a model this large is not what a spec is for"))
+            self._too_large(loc, full, scope)
         if body.when is not None:
             cond = self.evaluate(body.when, env, body.value_loc("when"))
             if not cond:
                 return DisabledSym(body.value_loc("when"), str(body.when)), None
-        reported = len(self.errors.errors)
+        reported = self._problems()
         args, arg_locs = self._arguments(body, env, rep)
         if body.op is not None:
             node = self._make_op(full, body, loc, scope, inputs, args, arg_locs)
-            if node is not None and (len(self.errors.errors) > reported or scope.tainted):
+            if node is not None and (self._problems() > reported or scope.tainted):
                 self.resolver.mark_broken(node)  # an expression of it, or an argument of its block, failed
             return NodeSym(full), Ref(scope, name, loc)
         return self._instantiate(full, name, body, loc, scope, inputs, args, arg_locs, rep)
@@ -234,8 +305,19 @@ class Expander:
 
     def _take(self, given: Args, env: dict, args: dict, locs: dict) -> None:
         for key, value in given.args.items():
+            if key == "in":  # an override's inputs: _override_inputs
+                continue
             args[key] = self.evaluate(value, env, given.value_loc(key))
             locs[key] = given.key_loc(key)
+
+    def _override_inputs(self, body: NodeSpec, scope: Scope, env: dict, rep: int, count: int) -> list[Ref] | None:
+        """The inputs an override sets for repeat `rep` (the last one that
+        matches), or None."""
+        refs = None
+        for key, override in (body.overrides or {}).items():
+            if -count <= key < count and key % count == rep and "in" in override.args:
+                refs = self.input_refs(override, override.args["in"], scope, env)
+        return refs
 
     def _rep_count(self, body: NodeSpec, env: dict) -> int:
         repeat = self.evaluate(body.repeat, env, body.value_loc("repeat"))
@@ -279,11 +361,22 @@ class Expander:
             return FailedSym("recursive block"), None
         block = blocks[block_name]
         frame = Frame(block_name, self.spec.entry_loc("blocks", block_name), full, loc, rep)
-        reported = len(self.errors.errors)
-        env = self._bind(block_name, block, args, arg_locs, scope, full, loc)
-        call = Call(full, name, block_name, block, env, scope.trace + (frame,), loc, scope, inputs,
+        reported = self._problems()
+        # The instance's scope: its inputs are known before its parameters'
+        # defaults are evaluated, so a default may read their shapes.
+        inner = Scope({}, full + ".", scope.trace + (frame,), scope.builder)
+        for input_name, ref in zip(block.inputs, inputs):
+            inner.symbols[input_name] = AliasSym(ref)
+        outer, self.scope = self.scope, inner
+        try:
+            env = self._bind(block_name, block, args, arg_locs, scope, full, loc)
+        finally:
+            self.scope = outer
+        inner.env = env
+        inner.tainted = scope.tainted or self._problems() > reported
+        call = Call(full, name, block_name, block, env, inner.trace, loc, scope, inputs,
                     body.value_loc("in") if body.has("in") else loc,
-                    tainted=scope.tainted or len(self.errors.errors) > reported, given=tuple(args))
+                    tainted=inner.tainted, given=tuple(args), inner=inner)
         if block.state:
             made = expand_cell(self, call)
             return made if made is not None else (FailedSym("bad cell"), None)
@@ -325,9 +418,8 @@ class Expander:
         instance = Instance(call.full, call.block_name, {k: call.env[k] for k in block.params}, {},
                             frozenset(call.given))
         builder.instances[call.full] = instance
-        inner = Scope(call.env, call.full + ".", call.trace, builder, tainted=call.tainted)
+        inner = call.inner
         for input_name, ref in zip(block.inputs, call.inputs):
-            inner.symbols[input_name] = AliasSym(ref)
             builder.instance_inputs.append((instance, input_name, ref))
         last = self.expand_nodes(block, inner, Ref(inner, block.inputs[0], call.loc))
         outputs, default = self.block_outputs(block, inner, last, "")
@@ -339,6 +431,13 @@ class Expander:
         """A block's outputs as references in its scope, and the one an
         instance stands for (None if it has several); `single` names the only
         output of a block that declares no mapping."""
+        outer, self.scope = self.scope, inner
+        try:
+            return self._block_outputs(block, inner, last, single)
+        finally:
+            self.scope = outer
+
+    def _block_outputs(self, block: BlockSpec, inner: Scope, last: Ref, single: str):
         if block.outputs is None:
             return {single: last}, single
         if isinstance(block.outputs, str):
@@ -350,14 +449,14 @@ class Expander:
 
     # -- references --------------------------------------------------------
 
-    def input_refs(self, body: NodeSpec, scope: Scope) -> list[Ref] | None:
-        raw = body.inputs
+    def input_refs(self, where: Args, raw, scope: Scope, env: dict) -> list[Ref] | None:
+        """The references `raw` (a node's or an override's 'in:') makes in `env`."""
         if raw is None:
             return None
         if isinstance(raw, list):
-            return [Ref(scope, self.eval_ref(v, scope.env, body.entry_loc("in", i)), body.entry_loc("in", i))
+            return [Ref(scope, self.eval_ref(v, env, where.entry_loc("in", i)), where.entry_loc("in", i))
                     for i, v in enumerate(raw)]
-        return [Ref(scope, self.eval_ref(raw, scope.env, body.value_loc("in")), body.value_loc("in"))]
+        return [Ref(scope, self.eval_ref(raw, env, where.value_loc("in")), where.value_loc("in"))]
 
     def eval_ref(self, text, env, loc) -> str:
         value = self.evaluate(text, env, loc)
@@ -372,18 +471,105 @@ class Expander:
         """The value of a parameter expression, or None (reported at `loc`)."""
         try:
             return expr.evaluate(value, env)
+        except _Unknown:
+            self.failures += 1
+            return None
         except RuleError as e:
+            self.failures += 1
             self.errors.error(e.message, loc=loc, hint=e.hint)
             return None
 
+    def _problems(self) -> int:
+        return len(self.errors.errors) + self.failures
 
-def expand(spec: SpecFile, variant: str | None = None, errors: Collector | None = None) -> Graph:
+    # -- shapes ------------------------------------------------------------
+
+    def read_shape(self, text: str) -> tuple:
+        """`shape(text)` in the scope being expanded: the shape of the node or
+        input it names, inferred now (expr.reading_shapes calls this)."""
+        scope = self.scope
+        if scope is None:
+            raise RuleError(f"shape({text}) reads the shape of a node or input, which is known only inside "
+                            "'nodes' and blocks, not in 'params', 'variants' or input shapes",
+                            hint="use it in a node's parameters or a block's")
+        if scope.builder is not self.top.builder:
+            raise RuleError(f"shape({text}): shapes are not known inside a cell (a block with 'state'): its "
+                            "step's values are known only when the sequence is scanned",
+                            hint="pass the size to the cell as a parameter")
+        if self.infer is None:
+            raise RuleError(f"shape({text}) needs shape inference, which this expansion was not given")
+        if lookup(scope, text)[0] is None:
+            names = list(scope.symbols)
+            close = get_close_matches(text, names, n=1)
+            raise RuleError(f"shape({text}): no node or input '{text}' here",
+                            hint=(f"did you mean '{close[0]}'? " if close else "") +
+                            "shape() reads an input of the block, or a node defined before this one")
+        probe = Collector()
+        full = Resolver(probe).resolve(Ref(scope, text, None))
+        if full is None:
+            if probe.errors:
+                raise RuleError(f"shape({text}): {probe.errors[0].message}", hint=probe.errors[0].hint)
+            raise _Unknown()
+        value = self.value_of(full, text)
+        return value.shape
+
+    def value_of(self, full: str, text: str) -> TensorInfo:
+        """The value of node or input `full`, inferring those it depends on
+        first (iteratively: a chain of hundreds of nodes is no recursion)."""
+        builder, values = self.top.builder, self.values
+        stack, open_ = [full], set()
+        while stack:
+            name = stack[-1]
+            if name in values:
+                stack.pop()
+                continue
+            if name in self.inputs:
+                values[name] = self.inputs[name]
+                continue
+            node = builder.nodes.get(name)
+            if node is None or self.resolver.is_broken(node):
+                values[name] = None
+                continue
+            refs = builder.inputs_of.get(name)
+            sources = [] if refs is not None else list(node.inputs)  # a cell's results are made resolved
+            for ref in refs or ():
+                source = self.resolver.resolve(ref, report=False)
+                if source is None:
+                    if isinstance(lookup(ref.scope, ref.text)[0], FailedSym):
+                        raise _Unknown()
+                    raise RuleError(f"shape({text}) is not known here: '{name}' reads '{ref.text}', which is "
+                                    "not defined before this node",
+                                    hint="shapes are read in the order nodes are written: define it earlier, "
+                                         "or give the size as a parameter")
+                sources.append(source)
+            waiting = [src for src in sources if src not in values]
+            if waiting:
+                if name in open_ or any(src in open_ for src in waiting):
+                    values[name] = None  # a cycle: the structure check names it
+                    continue
+                open_.add(name)
+                stack.extend(waiting)
+                continue
+            stack.pop()
+            open_.discard(name)
+            ins = [values[src] for src in sources]
+            node.inputs = sources
+            values[name] = None if any(v is None for v in ins) else self.infer(node, ins, self.errors)
+        if values[full] is None:
+            raise _Unknown()
+        return values[full]
+
+
+def expand(spec: SpecFile, variant: str | None = None, errors: Collector | None = None,
+           infer: NodeValue | None = None) -> Graph:
     """The graph of `spec` in `variant`.  Problems are raised together, or,
     with `errors`, added to it; the nodes they concern are then left out, so
-    a later check can report the rest of the spec without repeating them."""
+    a later check can report the rest of the spec without repeating them.
+    `infer` gives one node's value from its inputs' (passes.shapes.node_value):
+    without it, an expression that reads a shape (`shape(x)`) is an error."""
     collect = errors if errors is not None else Collector()
     with expr.work_limit():  # one budget for all of the spec's expressions
-        graph = Expander(spec, variant, collect).run()
+        graph = Expander(spec, variant, collect, infer).run()
     if errors is None:
         collect.raise_if_any()
     return graph

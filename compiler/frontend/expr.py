@@ -6,12 +6,18 @@ evaluates to a string (`"inception${name}"`).  Other strings are literals.
 Expressions are a small, safe subset of Python: literals, names of parameters,
 arithmetic, comparisons, `a if c else b`, indexing, list comprehensions
 (`[ceil(n * depth) for n in layers]`), and the functions below.
+
+`shape(x)` is the shape of a node or input, named as `in:` names it (`x`,
+`stem.conv`): a list of sizes and symbols (`[N, 64, 56, 56]`).  Its argument
+is a reference, not a parameter; the expansion supplies the shapes
+(`reading_shapes`), inferred up to that node as it builds the graph.
 """
 from __future__ import annotations
 
 import ast
 import contextlib
 import contextvars
+import functools
 import math
 import operator
 import re
@@ -70,6 +76,79 @@ def work_limit(units: int = MAX_WORK):
         _budget.reset(token)
 
 
+class SymbolicDim:
+    """A dimension of `shape(x)` known only when the model runs (N, T): it
+    may be passed on as it is (a reshape's shape), never computed with."""
+
+    def __init__(self, name: str, ref: str, index: int):
+        self.name, self.ref, self.index = name, ref, index
+
+    def __str__(self) -> str:
+        return self.name
+
+    __repr__ = __str__
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, (SymbolicDim, str)) and str(other) == self.name
+
+    def __hash__(self) -> int:
+        return hash(self.name)
+
+    def _refuse(self, *args):
+        raise RuleError(f"dimension {self.index} of '{self.ref}' is the symbol {self.name}, "
+                        "known only when the model runs, not a number",
+                        hint=f"compute with the dimensions that are numbers (shape({self.ref})[1] is an image's "
+                             "channels), or pass a size as a parameter")
+
+    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = _refuse
+    __truediv__ = __rtruediv__ = __floordiv__ = __rfloordiv__ = __mod__ = __rmod__ = _refuse
+    __pow__ = __rpow__ = __neg__ = __pos__ = __abs__ = _refuse
+    __lt__ = __le__ = __gt__ = __ge__ = __int__ = __float__ = __index__ = __round__ = _refuse
+
+
+# What `shape(name)` calls: set by the expansion, which knows the names in
+# scope and infers their shapes; None outside a node or block.
+_shapes: contextvars.ContextVar[Any] = contextvars.ContextVar("netspec_shape_reader", default=None)
+
+
+@contextlib.contextmanager
+def reading_shapes(reader):
+    """Inside, `shape(name)` is `reader(name)`: a tuple of ints and symbols."""
+    token = _shapes.set(reader)
+    try:
+        yield
+    finally:
+        _shapes.reset(token)
+
+
+class _Shape(list):
+    """What shape(x) gives: a list whose out-of-range index says the shape."""
+
+    def __init__(self, dims, ref: str):
+        super().__init__(dims)
+        self.ref = ref
+
+    def __getitem__(self, index):
+        try:
+            return super().__getitem__(index)
+        except IndexError:
+            raise RuleError(f"shape({self.ref}) is {format_dims(self)}: it has no dimension {index}",
+                            hint=f"dimensions count from 0 to {len(self) - 1}, or from -1 for the last") from None
+
+
+def format_dims(dims) -> str:
+    return "[" + ", ".join(str(d) for d in dims) + "]"
+
+
+def _plain(value: Any) -> Any:
+    """A result as a parameter holds it: a symbolic dimension as its name."""
+    if isinstance(value, SymbolicDim):
+        return value.name
+    if isinstance(value, list):
+        return [_plain(v) for v in value]  # a plain list: shape(x) as a parameter's value
+    return value
+
+
 def _range(*args) -> list:
     r = range(*args)
     if len(r) > MAX_ITEMS:
@@ -97,6 +176,7 @@ FUNCTIONS = {
     "ceil": math.ceil, "floor": math.floor, "sqrt": math.sqrt,
     "make_divisible": make_divisible,
 }
+SHAPE = "shape"  # shape(x): read by the evaluator itself, its argument being a reference
 
 _BINOPS = {
     ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: _times,
@@ -122,10 +202,10 @@ def evaluate(value: Any, env: Mapping[str, Any]) -> Any:
     if isinstance(value, str):
         if "${" in value:
             if value.startswith("${") and value.endswith("}") and value.count("${") == 1:
-                return _eval_source(value[2:-1], env, value)
+                return _plain(_eval_source(value[2:-1], env, value))
             return _TEMPLATE.sub(lambda m: str(_eval_source(m.group(1), env, value)), value)
         if value.startswith("$"):
-            return _eval_source(_DOLLAR_NAME.sub(r"\1", value), env, value)
+            return _plain(_eval_source(_DOLLAR_NAME.sub(r"\1", value), env, value))
         return value
     if isinstance(value, list):
         return [evaluate(v, env) for v in value]
@@ -142,7 +222,7 @@ def _eval_source(source: str, env: Mapping[str, Any], original: str) -> Any:
         raise RuleError(f"expression '{original}' is longer than {MAX_SOURCE:,} characters",
                         hint="split it into parameters that build on each other")
     try:
-        tree = ast.parse(source, mode="eval")
+        tree = _parse(source)
     except (SyntaxError, MemoryError, RecursionError):  # Python's parser gives up on deep nesting with the last two
         raise RuleError(f"cannot parse expression '{original}'",
                         hint="expressions use Python syntax, e.g. '$width * 4' or "
@@ -156,6 +236,14 @@ def _eval_source(source: str, env: Mapping[str, Any], original: str) -> Any:
                         hint="split it into parameters that build on each other") from None
     except (ArithmeticError, TypeError, ValueError, IndexError, KeyError) as e:
         raise RuleError(f"expression '{original}' failed: {type(e).__name__}: {e}") from None
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse(source: str) -> ast.Expression:
+    """An expression's syntax tree, parsed once: a block's expressions are
+    evaluated once per instance (ResNet-152: 50 instances), and an editor
+    analyses the same spec at every keystroke.  Evaluation never changes it."""
+    return ast.parse(source, mode="eval")
 
 
 class _Eval(ast.NodeVisitor):
@@ -262,12 +350,44 @@ class _Eval(ast.NodeVisitor):
         return {self.visit(k): self.visit(v) for k, v in zip(node.keys, node.values)}
 
     def visit_Call(self, node):
+        if isinstance(node.func, ast.Name) and node.func.id == SHAPE:
+            return self._shape(node)
         if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
             name = ast.unparse(node.func)
-            close = get_close_matches(name, list(FUNCTIONS), n=1)
+            close = get_close_matches(name, [*FUNCTIONS, SHAPE], n=1)
             raise RuleError(f"unknown function '{name}' in expression '{self.original}'",
                             hint=f"did you mean '{close[0]}'?" if close else
-                            f"available functions: {', '.join(sorted(FUNCTIONS))}")
+                            f"available functions: {', '.join(sorted([*FUNCTIONS, SHAPE]))}")
         args = [self.visit(a) for a in node.args]
         kwargs = {k.arg: self.visit(k.value) for k in node.keywords}
         return FUNCTIONS[node.func.id](*args, **kwargs)
+
+    def _shape(self, node: ast.Call) -> list:
+        """shape(x): the argument is a name as `in:` writes it (x, stem.conv,
+        layer.2), or a string expression that makes one."""
+        if len(node.args) != 1 or node.keywords:
+            raise RuleError(f"shape() takes one node or input name, in expression '{self.original}'",
+                            hint="e.g. shape(x)[1], the channels of the block's input x")
+        arg = node.args[0]
+        ref = _dotted(arg)
+        if ref is None:
+            ref = self.visit(arg)
+            if not isinstance(ref, str):
+                raise RuleError(f"shape() needs the name of a node or input, got {ref!r} in expression "
+                                f"'{self.original}'", hint="write the name as 'in:' does: shape(x), shape(stem.conv)")
+        reader = _shapes.get()
+        if reader is None:
+            raise RuleError(f"shape({ref}) reads the shape of a node or input, which is known only inside "
+                            "'nodes' and blocks", hint="use it in a node's parameters or a block's")
+        dims = reader(ref)
+        return _Shape([SymbolicDim(d, ref, i) if isinstance(d, str) else d for i, d in enumerate(dims)], ref)
+
+
+def _dotted(node: ast.AST) -> str | None:
+    """`stem.conv` written as a reference: Python reads it as an attribute."""
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        head = _dotted(node.value)
+        return None if head is None else f"{head}.{node.attr}"
+    return None

@@ -70,10 +70,12 @@ class Builder:
     pending: list[tuple[Node, list[Ref]]] = field(default_factory=list)
     instances: dict[str, Instance] = field(default_factory=dict)
     instance_inputs: list[tuple[Instance, str, Ref]] = field(default_factory=list)
+    inputs_of: dict[str, list[Ref]] = field(default_factory=dict)  # a node's references, by its name
 
     def add(self, node: Node, inputs: list[Ref]) -> None:
         self.nodes[node.name] = node
         self.pending.append((node, inputs))
+        self.inputs_of[node.name] = inputs
 
 
 @dataclass
@@ -207,3 +209,4 @@ class Call:
     inputs_loc: Loc
     tainted: bool  # an argument was reported: see Scope.tainted
     given: tuple[str, ...] = ()  # the block parameters the instance sets
+    inner: "Scope | None" = None  # the scope of a plain block's nodes, its inputs already named

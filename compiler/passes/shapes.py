@@ -5,9 +5,10 @@ collected.  A subgraph op's rule is handed its body and asks for it to be
 inferred with the input values it chooses (as ONNX's Scan body is)."""
 from __future__ import annotations
 
-from ..errors import Collector, InternalError, RuleError, SpecError
+from ..errors import Collector, Diagnostic, InternalError, RuleError, SpecError
 from ..ir import Graph, Node, TensorInfo, format_shape
 from ..ops import OPS, SubgraphOp
+from . import signature
 
 
 class _Body:
@@ -34,16 +35,39 @@ def infer(graph: Graph) -> None:
         try:
             node.out = _rule(node, ins)
         except RuleError as e:
-            message = e.message
-            if e.at is None and (len(ins) > 1 or "input" not in message):
-                message += ": " + " vs ".join(f"{format_shape(t.shape)} from '{src}'" for t, src in zip(ins, node.inputs))
-            errors.error(message, loc=node.param_locs.get(e.at, node.loc), node=node.name, op=node.op,
-                         trace=node.trace, hint=e.hint)
+            errors.add(_diagnostic(node, ins, e))
             failed.add(node.name)
         except SpecError as e:  # from the node's body
-            errors.errors.extend(e.diagnostics)
+            errors.extend(e.diagnostics)
             failed.add(node.name)
     errors.raise_if_any()
+
+
+def node_value(node: Node, ins: list[TensorInfo], errors: Collector) -> TensorInfo | None:
+    """One node's value from its inputs', its signature checked first: the
+    expansion reads shapes (`shape(x)`) through this while it builds the
+    graph.  Problems go to `errors` (the same ones the passes find again
+    later, which the collector keeps once); None when there are any."""
+    found = Collector()
+    signature.check_node(node, found)
+    if not found.errors:
+        try:
+            node.out = _rule(node, ins)
+            return node.out
+        except RuleError as e:
+            found.add(_diagnostic(node, ins, e))
+        except SpecError as e:
+            found.extend(e.diagnostics)
+    errors.extend(found.errors)
+    return None
+
+
+def _diagnostic(node: Node, ins: list[TensorInfo], e: RuleError) -> Diagnostic:
+    message = e.message
+    if e.at is None and (len(ins) > 1 or "input" not in message):
+        message += ": " + " vs ".join(f"{format_shape(t.shape)} from '{src}'" for t, src in zip(ins, node.inputs))
+    return Diagnostic(message, loc=node.param_locs.get(e.at, node.loc), node=node.name, op=node.op,
+                      trace=node.trace, hint=e.hint)
 
 
 def _rule(node: Node, ins: list[TensorInfo]) -> TensorInfo:

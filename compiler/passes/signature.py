@@ -17,15 +17,20 @@ def check(graph: Graph, errors: Collector | None = None) -> None:
     """Raise SpecError for every bad signature; with `errors`, add to it instead."""
     found = errors if errors is not None else Collector()
     for node in graph.nodes.values():
-        op = _op(node, found)
-        if op is None:
-            continue
-        _arity(node, op, found)
-        _params(node, op, found)
-        if node.body is not None:
-            check(node.body, found)
+        check_node(node, found)
     if errors is None:
         found.raise_if_any()
+
+
+def check_node(node: Node, errors: Collector) -> None:
+    """One node's signature, and its body's."""
+    op = _op(node, errors)
+    if op is None:
+        return
+    _arity(node, op, errors)
+    _params(node, op, errors)
+    if node.body is not None:
+        check(node.body, errors)
 
 
 def _op(node: Node, errors: Collector) -> Op | None:

@@ -6,11 +6,17 @@ Weights are matched by name when both state_dicts have the same keys, and
 otherwise by order: the i-th tensor of ours takes the i-th of the
 reference, and every pair must agree in shape (the first that does not is
 reported). Order matching works because both sides register layers in the
-order they compute them.
+order they compute them; where they do not (a reference that registers its
+auxiliary heads before the classifier its spec computes first), the
+reference's top-level modules are put in the order of ours that share
+their names ("order by module").
+
+Every output of the spec is compared: with several, the reference's are
+its named outputs (torchvision's GoogLeNetOutputs), matched by name.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -26,6 +32,7 @@ class Result:
     max_abs: float
     max_rel: float
     tolerance: float
+    outputs: dict[str, float] = field(default_factory=dict)  # each output's max rel diff, when there are several
 
     @property
     def ok(self) -> bool:
@@ -34,7 +41,7 @@ class Result:
     def as_dict(self) -> dict:
         return {"reference": self.reference, "matched_by": self.matched_by, "tensors": self.tensors,
                 "max_abs_diff": self.max_abs, "max_rel_diff": self.max_rel, "tolerance": self.tolerance,
-                "ok": self.ok}
+                "ok": self.ok, **({"outputs": self.outputs} if self.outputs else {})}
 
 
 def copy_weights(reference: torch.nn.Module, ours: torch.nn.Module) -> str:
@@ -45,18 +52,48 @@ def copy_weights(reference: torch.nn.Module, ours: torch.nn.Module) -> str:
         return "name"
     if len(theirs) != len(mine):
         raise SpecError(Diagnostic(
-            f"the reference has {len(theirs)} tensors and the spec {len(mine)}: they cannot be matched",
+            f"the reference has {len(theirs)} tensors and the spec {len(mine)}: they cannot be matched; "
+            f"the first to differ in order: {_first_difference(theirs, mine)}",
             hint="the spec and the reference differ in layers (compare 'netspec summary' with the reference); "
                  "a spec with extra heads compares with only its main output kept: --outputs logits"))
-    new = {}
-    for (tk, tv), (mk, mv) in zip(theirs.items(), mine.items()):
-        if tv.shape != mv.shape:
-            raise SpecError(Diagnostic(
-                f"tensor shapes differ in order matching: reference '{tk}' {list(tv.shape)} vs ours "
-                f"'{mk}' {list(mv.shape)}", hint="the layers differ at this point"))
-        new[mk] = tv
-    ours.load_state_dict(new)
-    return "order"
+    if _same_shapes(theirs, mine):
+        ours.load_state_dict(dict(zip(mine, theirs.values())))
+        return "order"
+    by_module = _in_order_of(theirs, mine)
+    if _same_shapes(by_module, mine):
+        ours.load_state_dict(dict(zip(mine, by_module.values())))
+        return "order by module"
+    raise SpecError(Diagnostic(f"tensor shapes differ in order matching: {_first_difference(theirs, mine)}",
+                               hint="the layers differ at this point"))
+
+
+def _same_shapes(theirs: dict, mine: dict) -> bool:
+    return all(tv.shape == mv.shape for tv, mv in zip(theirs.values(), mine.values()))
+
+
+def _first_difference(theirs: dict, mine: dict) -> str:
+    """The first pair, in order, whose shapes differ (or where one side ends)."""
+    side = lambda items, i: f"'{items[i][0]}' {list(items[i][1].shape)}" if i < len(items) else "none left"  # noqa: E731
+    t, m = list(theirs.items()), list(mine.items())
+    i = next((i for i in range(max(len(t), len(m)))
+              if i >= len(t) or i >= len(m) or t[i][1].shape != m[i][1].shape), min(len(t), len(m)))
+    return f"reference {side(t, i)} vs ours {side(m, i)} (tensor {i})"
+
+
+def _in_order_of(theirs: dict, mine: dict) -> dict:
+    """The reference's tensors with its top-level modules in the order of
+    ours of the same name; a module only the reference has stays after the
+    one it follows there."""
+    top = lambda key: key.split(".")[0]  # noqa: E731
+    ours_at = {name: i for i, name in enumerate(dict.fromkeys(top(k) for k in mine))}
+    groups: dict[str, list] = {}
+    for key, value in theirs.items():
+        groups.setdefault(top(key), []).append((key, value))
+    rank, last = {}, -1.0
+    for i, name in enumerate(groups):
+        last = ours_at[name] if name in ours_at else last
+        rank[name] = (last, i)
+    return dict(item for name in sorted(groups, key=rank.__getitem__) for item in groups[name])
 
 
 def sample_inputs(model: Model, batch: int = 2, seed: int = 0) -> list[torch.Tensor]:
@@ -96,17 +133,58 @@ def randomize_norms(module: torch.nn.Module, seed: int = 0) -> None:
                     m.bias.copy_(torch.randn(n, generator=gen) * 0.1)
 
 
-def compare(model: Model, reference: torch.nn.Module, against: str, tolerance: float) -> Result:
-    """Load the reference's weights into the model and compare first outputs."""
+# Our names for the named outputs of a reference where they differ
+# (torchvision's GoogLeNet and Inception v3 call their heads aux_logits*).
+OUTPUT_NAMES = {"aux1": "aux_logits1", "aux2": "aux_logits2", "aux": "aux_logits"}
+
+
+def compare(model: Model, reference: torch.nn.Module, against: str, tolerance: float,
+            auxiliary: bool = False) -> Result:
+    """Load the reference's weights into the model and compare the outputs:
+    the first, or with several every one.  `auxiliary`: the reference
+    returns its auxiliary outputs only when training, so its own module is
+    put in training mode and every layer in it stays in eval mode."""
     reference.eval()
     model.module.eval()
+    several = len(model.outputs) > 1
+    if several and auxiliary:
+        reference.training = True
     how = copy_weights(reference, model.module)
     inputs = sample_inputs(model)
     with torch.no_grad():
-        ours = first_tensor(model.module(*inputs)).double()
-        theirs = first_tensor(reference(*inputs)).double()
-    if ours.shape != theirs.shape:
-        raise SpecError(Diagnostic(f"output shapes differ: ours {list(ours.shape)} vs reference {list(theirs.shape)}"))
-    diff = (ours - theirs).abs().max().item()
-    scale = theirs.abs().max().item() or 1.0
-    return Result(against, how, len(reference.state_dict()), diff, diff / scale, tolerance)
+        ours_out = model.module(*inputs)
+        theirs_out = reference(*inputs)
+    if several:
+        pairs = _output_pairs(list(model.outputs), ours_out, theirs_out)
+    else:
+        pairs = {next(iter(model.outputs), "output"): (first_tensor(ours_out), first_tensor(theirs_out))}
+    diffs, max_abs = {}, 0.0
+    for name, (ours, theirs) in pairs.items():
+        ours, theirs = ours.double(), theirs.double()
+        if ours.shape != theirs.shape:
+            raise SpecError(Diagnostic(f"output shapes differ{f' at {name!r}' if several else ''}: ours "
+                                       f"{list(ours.shape)} vs reference {list(theirs.shape)}"))
+        diff = (ours - theirs).abs().max().item()
+        diffs[name] = diff / (theirs.abs().max().item() or 1.0)
+        max_abs = max(max_abs, diff)
+    return Result(against, how, len(reference.state_dict()), max_abs, max(diffs.values()), tolerance,
+                  diffs if several else {})
+
+
+def _output_pairs(names: list[str], ours, theirs) -> dict[str, tuple]:
+    """Each output of ours with the reference's of the same name."""
+    if isinstance(theirs, torch.Tensor) or not hasattr(theirs, "_asdict"):
+        raise SpecError(Diagnostic(
+            f"the spec has {len(names)} outputs ({', '.join(names)}) and the reference returns "
+            f"{'one tensor' if isinstance(theirs, torch.Tensor) else type(theirs).__name__}, not named outputs",
+            hint=f"compare the main output alone: --outputs {names[0]}"))
+    named = theirs._asdict()
+    pairs = {}
+    for name, tensor in zip(names, ours):
+        key = name if name in named else OUTPUT_NAMES.get(name)
+        if key not in named:
+            raise SpecError(Diagnostic(f"the reference has no output for '{name}': its outputs are "
+                                       f"{', '.join(named)}", hint="name the spec's outputs as the reference's, "
+                                       f"or leave it out: --outputs {names[0]}"))
+        pairs[name] = (tensor, named[key])
+    return pairs

@@ -8,6 +8,7 @@ pytest's default import mode puts on sys.path.)
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.util
 import os
@@ -46,6 +47,18 @@ def write_spec_model(repository: Path, spec_text: str, name: str | None = None, 
 
     model = compile_text(spec_text)
     return write_version(model, repository, name or model.name, **config)
+
+
+def perf_analyzer_env() -> dict:
+    """perf_analyzer links libcudart even for a CPU server; the pip package
+    nvidia-cuda-runtime-cu12 provides it (see .ci/perf_analyzer.sh)."""
+    env = dict(os.environ)
+    with contextlib.suppress(ImportError):
+        import nvidia.cuda_runtime
+
+        lib = os.path.join(list(nvidia.cuda_runtime.__path__)[0], "lib")
+        env["LD_LIBRARY_PATH"] = os.pathsep.join(p for p in (lib, env.get("LD_LIBRARY_PATH")) if p)
+    return env
 
 
 class Server:

@@ -10,7 +10,6 @@ service/protos_gen.py); this file still imports nothing of the server.
 from __future__ import annotations
 
 import contextlib
-import os
 import queue
 import re
 import shutil
@@ -28,7 +27,7 @@ from common import NP_TYPES, ROOT, datatype_of
 grpcclient = pytest.importorskip("tritonclient.grpc")
 from tritonclient.utils import InferenceServerException  # noqa: E402
 
-from server_process import Server, netspec  # noqa: E402
+from server_process import Server, netspec, perf_analyzer_env  # noqa: E402
 
 SPECS = sorted((ROOT / "specs").glob("*.yaml"))
 
@@ -208,7 +207,8 @@ def test_errors_then_a_valid_call(client):
         (infer([wrong_shape]), "StatusCode.INVALID_ARGUMENT", ["'image'", "[-1, 1, 28, 28]", "[1, 1, 28, 27]"]),
         (infer([wrong_bytes]), "StatusCode.INVALID_ARGUMENT", ["'image'", "3136 bytes", "6272 bytes"]),
         (lambda: client.get_model_metadata("nope"), "StatusCode.NOT_FOUND", ["nope"]),
-        (lambda: client.get_system_shared_memory_status(), "StatusCode.UNIMPLEMENTED", ["shared memory"]),
+        (lambda: client.get_system_shared_memory_status(), "StatusCode.UNAVAILABLE", ["--allow-client-shm true"]),
+        (lambda: client.get_cuda_shared_memory_status(), "StatusCode.UNIMPLEMENTED", ["CUDA shared memory"]),
     ]
     for call, status, words in cases:
         got_status, message = _status(call)
@@ -287,18 +287,6 @@ def test_command_argument_errors(tmp_path, repository):
         assert "Traceback" not in done.stderr and word in done.stderr and len(done.stderr.splitlines()) == 1, done.stderr
 
 
-def _perf_analyzer_env() -> dict:
-    """perf_analyzer links libcudart even for a CPU server; the pip package
-    nvidia-cuda-runtime-cu12 provides it (see .ci/perf_analyzer.sh)."""
-    env = dict(os.environ)
-    with contextlib.suppress(ImportError):
-        import nvidia.cuda_runtime
-
-        lib = os.path.join(list(nvidia.cuda_runtime.__path__)[0], "lib")
-        env["LD_LIBRARY_PATH"] = os.pathsep.join(p for p in (lib, env.get("LD_LIBRARY_PATH")) if p)
-    return env
-
-
 @pytest.mark.skipif(shutil.which("perf_analyzer") is None, reason="perf_analyzer is not installed (.ci/perf_analyzer.sh)")
 def test_perf_analyzer(server):
     """2 s measurement windows at concurrency 4 against lenet, over the socket."""
@@ -306,7 +294,7 @@ def test_perf_analyzer(server):
         ["perf_analyzer", "-m", "lenet", "-i", "grpc", "-u", server.url, "--concurrency-range", "4",
          "--measurement-interval", "2000", "--measurement-mode", "time_windows", "-b", "1",
          "--max-trials", "3", "--stability-percentage", "100"],
-        capture_output=True, text=True, timeout=120, env=_perf_analyzer_env(),
+        capture_output=True, text=True, timeout=120, env=perf_analyzer_env(),
     )
     print(done.stdout)
     assert done.returncode == 0, done.stdout + done.stderr

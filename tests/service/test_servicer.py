@@ -235,6 +235,39 @@ ERROR_CASES += [
 ]
 
 
+def _shm_case(**params):
+    """A request whose input x names shared memory with these parameters (ints as int64_param)."""
+    request = infer_request("twoheads", {"x": np.zeros((1, 4), np.float32)})
+    del request.raw_input_contents[:]
+    for key, value in params.items():
+        param = request.inputs[0].parameters[f"shared_memory_{key}"]
+        if isinstance(value, str):
+            param.string_param = value
+        elif isinstance(value, float):
+            param.double_param = value
+        else:
+            param.int64_param = value
+    return request
+
+
+# The parameters are read as Triton reads them; a well-formed request still
+# finds shared memory off (these servers run without --allow-client-shm).
+ERROR_CASES += [
+    ("shm offset without region", lambda: _shm_case(offset=0, byte_size=16), grpc.StatusCode.INVALID_ARGUMENT,
+     ["input 'x'", "'shared_memory_offset' is set without 'shared_memory_region'"]),
+    ("shm region not a string", lambda: _shm_case(region=3, byte_size=16), grpc.StatusCode.INVALID_ARGUMENT,
+     ["'shared_memory_region' must be a string_param"]),
+    ("shm without byte size", lambda: _shm_case(region="r"), grpc.StatusCode.INVALID_ARGUMENT,
+     ["'shared_memory_byte_size' must be given"]),
+    ("shm size not an integer", lambda: _shm_case(region="r", byte_size=16.0), grpc.StatusCode.INVALID_ARGUMENT,
+     ["'shared_memory_byte_size' must be an int64_param"]),
+    ("shm negative offset", lambda: _shm_case(region="r", byte_size=16, offset=-8), grpc.StatusCode.INVALID_ARGUMENT,
+     ["'shared_memory_offset' is -8"]),
+    ("shm while off", lambda: _shm_case(region="r", byte_size=16), grpc.StatusCode.UNAVAILABLE,
+     ["--allow-client-shm true"]),
+]
+
+
 def test_errors_have_their_status_and_the_server_keeps_serving(repo_dir):
     async def body():
         async with serving(repo_dir) as (stub, repository, _c):
@@ -248,7 +281,7 @@ def test_errors_have_their_status_and_the_server_keeps_serving(repo_dir):
             with pytest.raises(grpc.aio.AioRpcError) as info:
                 await stub.ModelMetadata(pb.ModelMetadataRequest(name="nope"))
             assert info.value.code() == grpc.StatusCode.NOT_FOUND
-            for call, request in ((stub.SystemSharedMemoryStatus, pb.SystemSharedMemoryStatusRequest()),
+            for call, request in ((stub.CudaSharedMemoryStatus, pb.CudaSharedMemoryStatusRequest()),
                                   (stub.CudaSharedMemoryRegister, pb.CudaSharedMemoryRegisterRequest()),
                                   (stub.TraceSetting, pb.TraceSettingRequest()),
                                   (stub.LogSettings, pb.LogSettingsRequest())):
@@ -503,9 +536,9 @@ def test_large_typed_contents_are_decoded_off_the_event_loop(repo_dir, monkeypat
     threads = []
     decode = Inference._decode
 
-    def recording(runtime, request):
+    def recording(runtime, request, *rest):
         threads.append(threading.current_thread() is threading.main_thread())
-        return decode(runtime, request)
+        return decode(runtime, request, *rest)
 
     monkeypatch.setattr(Inference, "_decode", staticmethod(recording))
     rows = 40_000  # 160,000 typed values: about 1.3 MB on the wire
