@@ -134,6 +134,15 @@ def warm_up() -> None:
     build(analyze_text(_WARM_UP_SPEC), seed=0)
 
 
+def fold_batch_norm(module: "torch.nn.Module") -> int:
+    """Fold each batch norm into the convolution before it, in place, for
+    inference (the module goes into eval mode); return how many were folded.
+    Outputs equal the unfolded module's up to rounding (backend/fold.py)."""
+    from .backend.fold import fold_batch_norm as fold
+
+    return fold(module)
+
+
 def compile_file(path: str | Path, variant: str | None = None, seed: int | None = 0,
                  outputs: list[str] | None = None) -> Model:
     return build(analyze_file(path, variant, outputs), seed)
@@ -144,4 +153,4 @@ def compile_text(text: str, variant: str | None = None, seed: int | None = 0, fi
 
 
 __all__ = ["Model", "ResourceError", "SpecError", "analyze_file", "analyze_text", "compile_file", "compile_text", "build",
-           "dim_bounds", "fix_dims", "vocabularies", "warm_up"]
+           "dim_bounds", "fix_dims", "fold_batch_norm", "vocabularies", "warm_up"]

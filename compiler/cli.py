@@ -119,6 +119,9 @@ def _parser(plugins: bool = True) -> tuple[argparse.ArgumentParser, list[str]]:
     p.add_argument("--seed", type=int, default=0, help="seed for PyTorch's default initialisation")
     p.add_argument("--max-batch-size", type=int, default=64)
     p.add_argument("--precision", choices=("fp32", "fp16", "bf16"), default="fp32")
+    p.add_argument("--fast", action="store_true",
+                   help="write the fast mode into config.pbtxt: batch norms folded, channels_last, and on a GPU "
+                        "torch.compile and CUDA graphs (docs/serving.md, Fast mode)")
     p.add_argument("--no-dynamic-batching", dest="dynamic_batching", action="store_false")
     p.add_argument("--max-queue-delay-us", type=int, default=0,
                    help="how long a request may wait for others to join its batch (default 0: never held)")
@@ -267,7 +270,7 @@ def cmd_compile(args) -> int:
     if repo.exists() and not repo.is_dir():
         raise UsageError(f"--repository {repo} exists and is not a folder")
     config = dict(max_batch_size=args.max_batch_size, dynamic_batching=args.dynamic_batching,
-                  max_queue_delay_us=args.max_queue_delay_us, precision=args.precision)
+                  max_queue_delay_us=args.max_queue_delay_us, precision=args.precision, fast=args.fast)
     for file in files:
         graph = analyze_file(file, args.variant, args.outputs)
         _print_warnings(graph)

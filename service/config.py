@@ -10,6 +10,7 @@ from google.protobuf import text_format
 
 from compiler.protocol.generated import model_config_pb2
 from service.errors import ConfigError, shown
+from service.fast import FastOptions, fast_options_of
 
 PRECISIONS = ("fp32", "fp16", "bf16")
 
@@ -21,6 +22,7 @@ class ModelSettings:
     dynamic_batching: bool
     max_queue_delay_s: float
     precision: str  # fp32 | fp16 | bf16
+    fast: FastOptions = FastOptions()
 
 
 def parse_config(text: str, source: str = "config.pbtxt") -> model_config_pb2.ModelConfig:
@@ -59,6 +61,7 @@ def settings_of(config: model_config_pb2.ModelConfig) -> ModelSettings:
         dynamic_batching=batching,
         max_queue_delay_s=delay_us / 1e6 if batching else 0.0,
         precision=precision,
+        fast=fast_options_of(config),
     )
 
 

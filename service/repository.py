@@ -84,7 +84,7 @@ class ServedVersion:
         await self._idle.wait()
         await self.scheduler.close()
         self.executor.shutdown(wait=True)
-        self.runtime.module = None  # the weights go with the last reference
+        self.runtime.release()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
 
@@ -331,7 +331,8 @@ class Repository:
             for file in (SPEC_FILE, WEIGHTS_FILE):
                 self._inside(version_dir / file, file)
             model = self.loader(version_dir, settings.precision)
-            runtime = Runtime(model, device=self.device, precision=settings.precision, max_batch_size=settings.max_batch_size)
+            runtime = Runtime(model, device=self.device, precision=settings.precision,
+                              max_batch_size=settings.max_batch_size, fast=settings.fast, name=entry.name)
             _check_against_config(runtime, entry.config, f"{entry.name}/{v}")
             stats = entry.stats.setdefault(str(v), ModelStats())
             executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"netspec-{entry.name}-{v}")
@@ -393,7 +394,7 @@ def _abandon(entry: ModelEntry) -> None:
     """Drop what a load that passed its time limit made (from any thread)."""
     entry.abandoned = True
     for served in list(entry.versions.values()):
-        served.runtime.module = None
+        served.runtime.release()
     entry.versions = {}
 
 

@@ -1,9 +1,11 @@
-"""Running one loaded model: device and precision placement, input checks,
-and execution of a batch. Runs in a worker thread, never on the event loop.
+"""Running one loaded model: device and precision placement, its fast mode
+(service/fast.py), input checks, and execution of a batch. Runs in a worker
+thread, never on the event loop.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from dataclasses import dataclass
@@ -13,7 +15,11 @@ import torch
 from compiler import api
 from compiler.protocol import datatypes
 from compiler.protocol.datatypes import DataType
-from service.errors import InvalidInput, shown
+from service.cuda_graphs import Capture, PaddedGraphs, cuda_capture
+from service.errors import ConfigError, InvalidInput, shown
+from service.fast import FastOptions, default_graph_sizes
+
+log = logging.getLogger("netspec.serve")
 
 # No message gRPC can carry (2 GiB - 1) holds more elements; a shape past
 # this, a 0 dimension counted as 1, would overflow torch's strides.
@@ -80,8 +86,13 @@ def resolve_device(device: str) -> torch.device:
 class Runtime:
     """A compiled model placed on a device in a precision, ready to run batches."""
 
-    def __init__(self, model, *, device: torch.device, precision: str = "fp32", max_batch_size: int = 0):
-        self.name = model.name
+    def __init__(self, model, *, device: torch.device, precision: str = "fp32", max_batch_size: int = 0,
+                 fast: FastOptions = FastOptions(), capture: Capture | None = None, name: str | None = None):
+        """`fast`: the model's fast mode. `capture`: how CUDA graphs are
+        captured; None is torch.cuda's, on a CUDA device only (a test gives
+        one that runs on the CPU). `name`: the one it is served under
+        (default: the spec's)."""
+        self.name = name or model.name
         self.device = device
         self.precision = precision
         self.max_batch_size = max_batch_size
@@ -97,10 +108,97 @@ class Runtime:
         # Batching needs every input and output to carry the batch dimension.
         self.batchable = max_batch_size > 0 and all(s.batched for s in self.inputs + self.outputs)
         self._compute_dtype = _PRECISION_DTYPES[precision]
-        module = model.module.to(device)
+        self._channels_last = fast.channels_last
+        module = model.module
+        if fast.fold_batch_norm:  # in fp32, before any cast
+            log.info("model '%s': %d batch norms folded into convolutions", self.name, api.fold_batch_norm(module))
+        module = module.to(device)
         if precision != "fp32":
             module = module.to(dtype=self._compute_dtype)  # converts floating parameters only
+        if fast.channels_last:
+            module = module.to(memory_format=torch.channels_last)  # 4-d weights only
         self.module = module.eval()
+        self.forward = self.module  # what runs a batch: the module, or its torch.compile
+        self.graphs: PaddedGraphs | None = None
+        self._compile_and_capture(fast, capture)
+
+    def _compile_and_capture(self, fast: FastOptions, capture: Capture | None) -> None:
+        """torch.compile for this device type, then the CUDA graphs (which
+        run the compiled module once per size before capturing it); what is
+        for CUDA alone is skipped on another device, with a warning."""
+        graph_dims = self._graph_dims(fast, self.max_batch_size) if fast.cuda_graphs else {}  # checked on any device
+        on_cuda = self.device.type == "cuda"
+        skipped = []
+        if "cuda" in fast.compile and not on_cuda:
+            skipped.append("gpu_execution_accelerator torch_compile")
+        compile_kwargs = fast.compile.get(self.device.type)
+        if compile_kwargs is not None:
+            self.forward = torch.compile(self.module, **compile_kwargs)
+        if graph_dims and (on_cuda or capture is not None):
+            self.graphs = PaddedGraphs(self.forward, sorted(graph_dims),
+                                       lambda n: self._static_inputs(n, graph_dims[n]), capture or cuda_capture())
+        elif graph_dims:
+            skipped.append("cuda graphs")
+        if compile_kwargs is not None and self.graphs is None:
+            self._warm_up()
+        if skipped:
+            log.warning("model '%s' runs on %s: %s %s for CUDA devices, not applied", self.name, self.device,
+                        " and ".join(skipped), "are" if len(skipped) > 1 else "is")
+
+    def _graph_dims(self, fast: FastOptions, max_batch_size: int) -> dict[int, list[tuple[int, ...]]]:
+        """{batch size: each input's dims past the batch one} of the graphs to capture."""
+        if not self.batchable:
+            raise ConfigError(f"model '{self.name}': cuda graphs need every input and output to lead with "
+                              "the batch dimension N")
+        specs = {s.batch_size: s.inputs for s in fast.graph_specs} or \
+            {n: {} for n in default_graph_sizes(max_batch_size)}
+        dims = {}
+        for size, given in specs.items():
+            where = f"model '{self.name}': cuda graph_spec batch_size {size}"
+            unknown = [k for k in given if k not in self.input_index]
+            if unknown:
+                raise ConfigError(f"{where}: input '{shown(unknown[0])}' is not an input of the model "
+                                  f"(its inputs: {', '.join(s.name for s in self.inputs)})")
+            dims[size] = []
+            for spec in self.inputs:
+                declared = spec.shape[1:]
+                shape = given.get(spec.name, declared)
+                fits = len(shape) == len(declared) and all(d in (-1, g) and g > 0 for d, g in zip(declared, shape))
+                if not fits:
+                    raise ConfigError(f"{where}: input '{spec.name}' has dims {list(declared)} past the batch one; "
+                                      + (f"graph_spec input gives {list(shape)}" if spec.name in given else
+                                         "give the variable ones in graph_spec input"))
+                dims[size].append(tuple(shape))
+        return dims
+
+    def _static_inputs(self, batch_size: int, dims: list[tuple[int, ...]]) -> list[torch.Tensor]:
+        """Zeroed inputs of a batch of `batch_size`, as run() hands them to the module."""
+        tensors = []
+        for spec, shape in zip(self.inputs, dims):
+            dtype = self._compute_dtype if spec.dtype.torch.is_floating_point else spec.dtype.torch
+            x = torch.zeros((batch_size, *shape), dtype=dtype, device=self.device)
+            tensors.append(self._laid_out(x))
+        return tensors
+
+    def _laid_out(self, x: torch.Tensor) -> torch.Tensor:
+        if self._channels_last and x.dim() == 4 and x.is_floating_point():
+            return x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    @torch.inference_mode()
+    def _warm_up(self) -> None:
+        """Run torch.compile's compilation now, on a batch of 1, rather than
+        in the first request (when the inputs' shapes are known)."""
+        dims = [s.shape[1:] if s.batched else s.shape for s in self.inputs]
+        if any(-1 in d for d in dims):
+            log.info("model '%s': inputs of variable shape; torch.compile compiles on the first request", self.name)
+            return
+        args = [x[0] if not s.batched else x for x, s in zip(self._static_inputs(1, dims), self.inputs)]
+        self.forward(*args)
+
+    def release(self) -> None:
+        """Drop the module and what was made of it: the weights go with the last reference."""
+        self.module = self.forward = self.graphs = None
 
     def check_inputs(self, inputs: dict[str, tuple[str, tuple[int, ...]]]) -> int:
         """Check request inputs {name: (kserve datatype, shape)} against the model;
@@ -155,6 +253,15 @@ class Runtime:
                     f"(its outputs: {', '.join(s.name for s in self.outputs)})"
                 )
 
+    def execute(self, args: list[torch.Tensor]) -> tuple[torch.Tensor, ...]:
+        """The module's outputs for inputs already on the device, in the
+        compute dtype and memory format: through a CUDA graph where one
+        holds the batch, else the (compiled) module."""
+        result = self.graphs.run(args) if self.graphs is not None else None
+        if result is None:
+            result = self.forward(*args)
+        return (result,) if isinstance(result, torch.Tensor) else tuple(result)
+
     @torch.inference_mode()
     def run(self, inputs: list[torch.Tensor]) -> tuple[list[torch.Tensor], Timings]:
         """Run one batch. `inputs` are CPU tensors in model input order; returns
@@ -165,11 +272,9 @@ class Runtime:
             x = x.to(self.device, non_blocking=True)
             if x.is_floating_point():
                 x = x.to(self._compute_dtype)
-            args.append(x)
+            args.append(self._laid_out(x))
         t1 = time.perf_counter_ns()
-        result = self.module(*args)
-        if isinstance(result, torch.Tensor):
-            result = (result,)
+        result = self.execute(args)
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         t2 = time.perf_counter_ns()

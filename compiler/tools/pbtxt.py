@@ -44,14 +44,34 @@ def model_config(name: str, inputs: dict[str, TensorInfo], outputs: dict[str, Te
 
 
 def netspec_config(graph: Graph, name: str, max_batch_size: int = 64, dynamic_batching: bool = True,
-                   max_queue_delay_us: int = 0, precision: str = "fp32") -> ModelConfig:
+                   max_queue_delay_us: int = 0, precision: str = "fp32", fast: bool = False) -> ModelConfig:
     """The configuration `netspec serve` reads: backend "netspec", the
-    precision to run at and the spec's variant."""
+    precision to run at and the spec's variant; with `fast`, the fast mode
+    (fast_mode)."""
     parameters = {"precision": precision, **({"variant": graph.variant} if graph.variant else {})}
     outputs = {k: graph.tensor(v) for k, v in graph.outputs.items()}
-    return model_config(name, graph.inputs, outputs, max_batch_size=max_batch_size,
-                        dynamic_batching=dynamic_batching, max_queue_delay_us=max_queue_delay_us,
-                        parameters=parameters, backend="netspec")
+    config = model_config(name, graph.inputs, outputs, max_batch_size=max_batch_size,
+                          dynamic_batching=dynamic_batching, max_queue_delay_us=max_queue_delay_us,
+                          parameters=parameters, backend="netspec")
+    if fast:
+        fast_mode(config, graph)
+    return config
+
+
+def fast_mode(config: ModelConfig, graph: Graph) -> None:
+    """Every option of the fast mode: batch norms folded into convolutions
+    (graph level 1), channels_last when an input is an image batch, and on
+    a GPU torch.compile and CUDA graphs (at 1, 2, 4, ... and max_batch_size)
+    when the model batches and its inputs' other dimensions are fixed (a
+    graph is captured for one shape; variable ones are given by hand in
+    graph_spec). The server skips the GPU ones on a CPU."""
+    config.optimization.graph.level = 1
+    if any(len(t.shape) == 4 for t in graph.inputs.values()):
+        config.parameters["memory_format"].string_value = "channels_last"
+    config.optimization.execution_accelerators.gpu_execution_accelerator.add(name="torch_compile")
+    fixed = all(isinstance(d, int) for t in graph.inputs.values() for d in t.shape[1:])
+    if config.max_batch_size > 0 and fixed:
+        config.optimization.cuda.graphs = True
 
 
 def config_text(config: ModelConfig) -> str:
