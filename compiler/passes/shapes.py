@@ -6,7 +6,7 @@ inferred with the input values it chooses (as ONNX's Scan body is)."""
 from __future__ import annotations
 
 from ..errors import Collector, InternalError, RuleError, SpecError
-from ..ir import Graph, Node, TensorInfo, format_shape
+from ..ir import Graph, Node, TensorInfo, TupleInfo, format_shape
 from ..ops import OPS, SubgraphOp
 
 
@@ -32,6 +32,7 @@ def infer(graph: Graph) -> None:
             continue
         ins = graph.input_infos(node)
         try:
+            _whole_values(node, ins)
             node.out = _rule(node, ins)
         except RuleError as e:
             message = e.message
@@ -43,7 +44,26 @@ def infer(graph: Graph) -> None:
         except SpecError as e:  # from the node's body
             errors.errors.extend(e.diagnostics)
             failed.add(node.name)
+    for out_name, src in graph.outputs.items():
+        value = graph.tensor(src) if src not in failed else None
+        if isinstance(value, TupleInfo) and value.names:
+            errors.error(f"output '{out_name}': {_several(src, value)}", loc=graph.output_locs.get(out_name),
+                         hint=f"name one, e.g. '{src}.{value.names[0]}'")
     errors.raise_if_any()
+
+
+def _several(src: str, value: TupleInfo) -> str:
+    return f"'{src}' has several outputs ({', '.join(value.names)})"
+
+
+def _whole_values(node: Node, ins: list[TensorInfo]) -> None:
+    """A node with named outputs (a split) is read one output at a time."""
+    if node.op == "tuple_item":
+        return
+    for src, value in zip(node.inputs, ins):
+        if isinstance(value, TupleInfo) and value.names:
+            raise RuleError(f"input {_several(src, value)}, not one tensor",
+                            hint=f"name one, e.g. 'in: {src}.{value.names[0]}'")
 
 
 def _rule(node: Node, ins: list[TensorInfo]) -> TensorInfo:
