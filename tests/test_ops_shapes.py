@@ -195,6 +195,7 @@ CASES = [
     ("linear", "linear", dict(out_features=5), [[10]], lambda: nn.Linear(10, 5)),
     ("linear-no-bias", "linear", dict(out_features=5, bias=False), [[10]], lambda: nn.Linear(10, 5, bias=False)),
     ("linear-sequence", "linear", dict(out_features=5), [[7, 10]], lambda: nn.Linear(10, 5)),
+    ("linear-channels-last", "linear", dict(out_features=5, channels_last=True), [[3, 4, 10]], lambda: nn.Linear(10, 5)),
     ("flatten", "flatten", {}, [[16, 5, 5]], lambda: nn.Flatten()),
     ("flatten-tail", "flatten", dict(start_dim=2), [[4, 3, 5]], lambda: nn.Flatten(2)),
     ("flatten-middle", "flatten", dict(start_dim=1, end_dim=2), [[4, 3, 5]], lambda: nn.Flatten(1, 2)),

@@ -7,7 +7,8 @@ editor completes `conv2d`'s `kernel` and flags `kernal`.  A new op appears in
 the schema the moment it is registered.
 
 Where the compiler accepts an expression (a string starting with `$` or
-holding `${...}`), so does the schema: any op parameter may be one.
+holding `${...}`), so does the schema: any op parameter may be one, and so
+may any element of a list.
 """
 from __future__ import annotations
 
@@ -45,13 +46,28 @@ def _op_branch(name: str, op) -> dict[str, Any]:
     properties = {key: {} for key in NODE_KEYS}  # the node's keys, typed by NodeSpec itself
     properties["op"] = {"const": name, "description": op.doc}
     for key, prop in params.get("properties", {}).items():
-        prop = _inline(copy.deepcopy(prop), defs)
+        prop = _items_too(_inline(copy.deepcopy(prop), defs))
         described = {k: prop.pop(k) for k in ("description", "default", "title") if k in prop}
         properties[key] = {**described, "anyOf": [prop, EXPRESSION]}
     then: dict[str, Any] = {"properties": properties, "additionalProperties": False}
     if params.get("required"):
         then["required"] = params["required"]
     return {"if": {"properties": {"op": {"const": name}}, "required": ["op"]}, "then": then}
+
+
+def _items_too(value: Any) -> Any:
+    """The compiler evaluates a list's elements as expressions too
+    (`shape: [$channels, 1, 1]`): so does the schema, at any depth."""
+    if isinstance(value, dict):
+        out = {k: _items_too(v) for k, v in value.items()}
+        if isinstance(out.get("items"), dict):
+            out["items"] = {"anyOf": [out["items"], EXPRESSION]}
+        if isinstance(out.get("prefixItems"), list):
+            out["prefixItems"] = [{"anyOf": [item, EXPRESSION]} for item in out["prefixItems"]]
+        return out
+    if isinstance(value, list):
+        return [_items_too(v) for v in value]
+    return value
 
 
 def _inline(value: Any, defs: dict[str, Any]) -> Any:
