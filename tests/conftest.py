@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -13,6 +14,12 @@ from pathlib import Path
 import pytest
 
 from common import ROOT, SPECS
+
+# The suite starts a few hundred Python processes (servers, the command
+# line); where the environment forbids bytecode caches, each of them would
+# compile netspec's sources again. The caches go into __pycache__/ (ignored).
+sys.dont_write_bytecode = False
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 
 
 @dataclass

@@ -59,7 +59,8 @@ def test_analysis_and_report_without_torch():
 
 def test_check_summary_and_ops_commands_without_torch():
     for args in (["check", str(SPECS / "densenet.yaml")], ["summary", str(SPECS / "lenet.yaml"), "--json"],
-                 ["ops"], ["schema"]):
+                 ["ops"], ["schema"], ["diff", str(SPECS / "vgg.yaml"), str(SPECS / "vgg.yaml"), "--variant", "A",
+                                       "--variant-b", "E"]):
         done = run(CLI, *args)
         assert done.returncode == 0, (args, done.stderr)
     done = run(CLI, "check", str(ROOT / "tests" / "golden" / "kernel_too_large.yaml"))

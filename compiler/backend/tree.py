@@ -70,9 +70,9 @@ def item_path(item: Item) -> str:
 
 def build(graph: Graph) -> Scope:
     """The tree of `graph` (whose nodes are in topological order)."""
-    dag = _dag(graph)
+    dag = _Dag(graph)
     members = _members(graph)
-    nested = {name for name, nodes in members.items() if name in graph.instances and _convex(dag, nodes)}
+    nested = {name for name, nodes in members.items() if name in graph.instances and dag.convex(nodes)}
     root = Scope("", None, graph, members=set(graph.nodes))
     scopes = {name: Scope(name, graph.instances[name], graph, members=members[name]) for name in nested}
 
@@ -111,14 +111,38 @@ def build(graph: Graph) -> Scope:
     return root
 
 
-def _dag(graph: Graph) -> nx.DiGraph:
-    g = nx.DiGraph()
-    g.add_nodes_from(graph.nodes)
-    for node in graph.nodes.values():
-        for src in node.inputs:
-            if src in graph.nodes:
-                g.add_edge(src, node.name)
-    return g
+class _Dag:
+    """The graph's edges both ways, and each node's place in its
+    topological order (the order of graph.nodes)."""
+
+    def __init__(self, graph: Graph):
+        self.index = {name: i for i, name in enumerate(graph.nodes)}
+        self.successors: dict[str, list[str]] = defaultdict(list)
+        self.predecessors: dict[str, list[str]] = defaultdict(list)
+        for node in graph.nodes.values():
+            for src in node.inputs:
+                if src in graph.nodes:
+                    self.successors[src].append(node.name)
+                    self.predecessors[node.name].append(src)
+
+    def _reach(self, start: set[str], step: dict[str, list[str]], inside) -> set[str]:
+        seen, todo = set(start), deque(start)
+        while todo:
+            for nxt in step[todo.popleft()]:
+                if nxt not in seen and inside(self.index[nxt]):
+                    seen.add(nxt)
+                    todo.append(nxt)
+        return seen - start
+
+    def convex(self, nodes: set[str]) -> bool:
+        """Whether no path leaves `nodes` and comes back into them. Every
+        node of such a path lies between the first and the last of `nodes`
+        in topological order, so the walks stay inside that window (one
+        block's worth of nodes, not the whole graph, for each instance)."""
+        first, last = min(self.index[n] for n in nodes), max(self.index[n] for n in nodes)
+        after = self._reach(nodes, self.successors, lambda i: i < last)
+        before = self._reach(nodes, self.predecessors, lambda i: i > first)
+        return not (after & before)
 
 
 def _members(graph: Graph) -> dict[str, set[str]]:
@@ -127,21 +151,6 @@ def _members(graph: Graph) -> dict[str, set[str]]:
         for frame in node.trace:
             members[frame.instance].add(node.name)
     return members
-
-
-def _reach(g: nx.DiGraph, start: set[str], step) -> set[str]:
-    seen, todo = set(start), deque(start)
-    while todo:
-        for nxt in step(todo.popleft()):
-            if nxt not in seen:
-                seen.add(nxt)
-                todo.append(nxt)
-    return seen - start
-
-
-def _convex(g: nx.DiGraph, nodes: set[str]) -> bool:
-    """Whether no path leaves `nodes` and comes back into them."""
-    return not (_reach(g, nodes, g.successors) & _reach(g, nodes, g.predecessors))
 
 
 def _interface(scope: Scope, graph: Graph) -> None:

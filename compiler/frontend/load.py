@@ -49,7 +49,7 @@ def _too_deep(file: str, mark) -> SpecError:
                                 loc=_loc(file, mark), hint="a spec needs a handful of levels; flatten this value"))
 
 
-class _BoundedLoader(yaml.SafeLoader):
+class _Bounded:
     """PyYAML's composer recurses once per level: past Python's recursion
     limit it fails inside the library, so depth is refused before that."""
 
@@ -65,6 +65,44 @@ class _BoundedLoader(yaml.SafeLoader):
             return super().compose_node(parent, index)
         finally:
             self.depth -= 1
+
+
+class _PythonLoader(_Bounded, yaml.SafeLoader):
+    pass
+
+
+if getattr(yaml, "__with_libyaml__", False):
+    class _FastLoader(_Bounded, yaml.composer.Composer, yaml.resolver.Resolver, yaml.cyaml.CParser):
+        """libyaml's scanner and parser (a fifth of the time of PyYAML's own
+        on resnet.yaml) under PyYAML's composer, so depth is bounded the
+        same way and marks are the same; a spec it refuses is read again
+        by the Python loader, whose messages the errors quote."""
+
+        def __init__(self, stream, file: str):
+            yaml.cyaml.CParser.__init__(self, stream)
+            yaml.composer.Composer.__init__(self)
+            yaml.resolver.Resolver.__init__(self)
+            self.file, self.depth = file, 0
+
+        get_single_node = yaml.composer.Composer.get_single_node
+        compose_document = yaml.composer.Composer.compose_document
+else:  # a PyYAML built without libyaml
+    _FastLoader = None
+
+
+def _compose(text: str, file: str) -> yaml.Node | None:
+    for loader_class in (_FastLoader, _PythonLoader):
+        if loader_class is None:
+            continue
+        loader = loader_class(text, file)
+        try:
+            return loader.get_single_node()
+        except yaml.YAMLError:
+            if loader_class is _PythonLoader:
+                raise
+        finally:
+            loader.dispose()
+    raise AssertionError("unreachable")
 
 
 class _Builder:
@@ -137,11 +175,7 @@ def load_text(text: str, file: str = "<string>") -> Map:
     """Parse spec text into a located tree; raise SpecError for anything that
     is not a YAML mapping."""
     try:
-        loader = _BoundedLoader(text, file)
-        try:
-            root = loader.get_single_node()
-        finally:
-            loader.dispose()
+        root = _compose(text, file)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         loc = _loc(file, mark) if mark else Loc(file, 1, 1)

@@ -41,22 +41,35 @@ class Located(BaseModel):
         return model
 
     @property
+    def _written(self) -> Map | None:
+        # A private attribute read as `self._source` goes through pydantic's
+        # __getattr__: that was 0.3 s of 0.5 s of expanding ResNet-152, as
+        # the position helpers below run for every value. The slot is direct.
+        private = self.__pydantic_private__
+        return private.get("_source") if private else None
+
+    @property
     def loc(self) -> Loc | None:
-        return self._source.loc if self._source is not None else None
+        source = self._written
+        return source.loc if source is not None else None
 
     def has(self, key: str) -> bool:
         """Whether `key` (as written in YAML: 'in', not 'inputs') was given."""
-        return self._source is not None and key in self._source
+        source = self._written
+        return source is not None and key in source
 
     def key_loc(self, key) -> Loc | None:
-        return self._source.key_locs.get(key, self.loc) if self._source is not None else None
+        source = self._written
+        return source.key_locs.get(key, source.loc) if source is not None else None
 
     def value_loc(self, key) -> Loc | None:
-        return self._source.loc_of(key) if self._source is not None else None
+        source = self._written
+        return source.loc_of(key) if source is not None else None
 
     def written(self, key) -> Map | Seq | Any:
         """The value of `key` as loaded, with the positions of its entries."""
-        return self._source.get(key) if self._source is not None else None
+        source = self._written
+        return source.get(key) if source is not None else None
 
     def entry_loc(self, key, entry) -> Loc | None:
         """Where the value of `entry` inside the mapping or list `key` is."""
