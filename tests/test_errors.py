@@ -39,6 +39,8 @@ MUST_SAY = {
     "unknown_input": ["unknown input 'conv'", "did you mean 'conv1'?"],
     "unknown_output": ["'relu'", "did you mean 'relu1'?"],
     "cycle": ["conv -> relu -> add -> conv"],
+    "split_parts": ["3 equal parts do not divide dimension 2 (size 100)", "in block 'attention'",
+                    "'key' is not one of the node's outputs: q, k, v", "input 'parts' has several outputs"],
     "concat_mismatch": ["[N, 8, 32, 32] from 'mix.b1'", "[N, 8, 16, 16] from 'mix.b3'", "in block 'mixed'"],
     "kernel_too_large": ["features.2.conv", "kernel 3x3", "[N, 32, 2, 2]", "repeat 2 of instance 'features.2'"],
     "duplicate_key": ["duplicate key 'conv'", "line 5"],

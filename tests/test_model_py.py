@@ -73,3 +73,22 @@ def test_fx_module_nests_as_the_blocks_do():
     assert type(module.layer1[0]).__name__ == "Bottleneck"
     assert "layer1 = self.layer1(maxpool)" in module.code
     assert "downsample = self.downsample(x)" in module.layer1[0].code
+
+
+def test_modules_register_in_the_order_they_compute():
+    # A repeat's modules have dotted paths (`convs.0`); they still come
+    # before the layer that follows them, as in a hand-written module, so
+    # the state dict lists tensors in computation order (verify matches by it).
+    from compiler.api import compile_text
+
+    model = compile_text("""
+name: ordered
+inputs: {x: {shape: [N, 3, 8, 8]}}
+nodes:
+  convs: {op: conv2d, out_channels: 3, kernel: 3, padding: 1, repeat: 2}
+  head: {op: conv2d, out_channels: 2, kernel: 1}
+  join: {op: concat, in: [head, convs.0]}
+outputs: join
+""")
+    assert list(model.module.state_dict()) == ["convs.0.weight", "convs.0.bias", "convs.1.weight", "convs.1.bias",
+                                               "head.weight", "head.bias"]

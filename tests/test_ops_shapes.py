@@ -52,14 +52,19 @@ def _input(shape) -> dict:
 UNREAD = [1]
 
 
-def spec_text(op: str, params: dict, shapes: list[list]) -> str:
+def spec_text(op: str, params: dict, shapes: list[list], output: str = "node") -> str:
     names = [f"x{i}" for i in range(len(shapes))]
     return yaml.safe_dump({
         "name": "one_op",
         "inputs": {n: _input(s) for n, s in zip(names, shapes)} if shapes else {"unread": _input(UNREAD)},
         "nodes": {"node": {"op": op, "in": names, **params}},
-        "outputs": {"y": "node"},
+        "outputs": {"y": output},
     }, sort_keys=False)
+
+
+# A node with several outputs (a split) is read one at a time: the row's
+# output is this part of it, and its reference returns the same part.
+READ = {"split-equal": "node.v", "split-sizes": "node.b", "split-channels": "node.a"}
 
 
 class Fn(nn.Module):
@@ -208,6 +213,7 @@ CASES = [
     ("linear", "linear", dict(out_features=5), [[10]], lambda: nn.Linear(10, 5)),
     ("linear-no-bias", "linear", dict(out_features=5, bias=False), [[10]], lambda: nn.Linear(10, 5, bias=False)),
     ("linear-sequence", "linear", dict(out_features=5), [[7, 10]], lambda: nn.Linear(10, 5)),
+    ("linear-channels-last", "linear", dict(out_features=5, channels_last=True), [[3, 4, 10]], lambda: nn.Linear(10, 5)),
     ("flatten", "flatten", {}, [[16, 5, 5]], lambda: nn.Flatten()),
     ("flatten-tail", "flatten", dict(start_dim=2), [[4, 3, 5]], lambda: nn.Flatten(2)),
     ("flatten-middle", "flatten", dict(start_dim=1, end_dim=2), [[4, 3, 5]], lambda: nn.Flatten(1, 2)),
@@ -331,6 +337,28 @@ CASES = [
     ("erf", "erf", {}, [[3, 4]], lambda: Fn(torch.erf)),
     ("softplus", "softplus", {}, [[3, 4]], lambda: nn.Softplus()),
     ("mish", "mish", {}, [[3, 4]], lambda: nn.Mish()),
+    # sequences as [N, C, L]: 1-D convolution and pooling, instance norm
+    ("conv1d", "conv1d", dict(out_channels=4, kernel=3), [[3, 9]], lambda: nn.Conv1d(3, 4, 3)),
+    ("conv1d-stride-pad-groups", "conv1d", dict(out_channels=6, kernel=5, stride=2, padding=2, groups=3, bias=False),
+     [[3, 11]], lambda: nn.Conv1d(3, 6, 5, stride=2, padding=2, groups=3, bias=False)),
+    ("conv1d-same-dilated", "conv1d", dict(out_channels=4, kernel=3, padding="same", dilation=2), [[3, 8]],
+     lambda: nn.Conv1d(3, 4, 3, padding="same", dilation=2)),
+    ("max-pool1d", "max_pool1d", dict(kernel=3, stride=2, padding=1), [[3, 10]],
+     lambda: nn.MaxPool1d(3, 2, padding=1)),
+    ("max-pool1d-ceil-dilated", "max_pool1d", dict(kernel=2, dilation=2, ceil_mode=True), [[3, 9]],
+     lambda: nn.MaxPool1d(2, dilation=2, ceil_mode=True)),
+    ("avg-pool1d", "avg_pool1d", dict(kernel=2), [[3, 9]], lambda: nn.AvgPool1d(2)),
+    ("avg-pool1d-exclude-pad", "avg_pool1d", dict(kernel=3, stride=1, padding=1, count_include_pad=False),
+     [[3, 6]], lambda: nn.AvgPool1d(3, 1, padding=1, count_include_pad=False)),
+    ("instance-norm", "instance_norm", {}, [[4, 5, 6]], lambda: nn.InstanceNorm2d(4)),
+    ("instance-norm-1d-affine", "instance_norm", dict(affine=True, eps=1e-3), [[4, 7]],
+     lambda: nn.InstanceNorm1d(4, affine=True, eps=1e-3)),
+    # several named outputs
+    ("split-equal", "split", dict(dim=-1, names=["q", "k", "v"]), [[5, 12]],
+     lambda: Fn(lambda x: torch.split(x, 4, -1)[2])),
+    ("split-sizes", "split", dict(names=["a", "b"], sizes=[2, 5]), [[7, 3]],
+     lambda: Fn(lambda x: torch.split(x, [2, 5], 1)[1])),
+    ("split-channels", "split", dict(names=["a", "b"]), [[6, 2, 2]], lambda: Fn(lambda x: torch.split(x, 3, 1)[0])),
 ]
 
 # Rows the rule must reject, and torch rejects as well.
@@ -376,6 +404,17 @@ REJECTED = [
      lambda: Fn(F.scaled_dot_product_attention)),
     ("narrow-past-end", "narrow", {}, [[3, 4], [5, 2]], lambda: Fn(lambda x, like: x.narrow(1, 0, like.shape[1]))),
     ("lookup-float-ids", "lookup", {}, [[5], Unbatched(10, 4)], lambda: Fn(F.embedding)),
+    ("conv1d-kernel-too-long", "conv1d", dict(out_channels=4, kernel=5), [[3, 4]], lambda: nn.Conv1d(3, 4, 5)),
+    ("conv1d-groups", "conv1d", dict(out_channels=4, kernel=1, groups=2), [[3, 4]],
+     lambda: nn.Conv1d(3, 4, 1, groups=2)),
+    ("max-pool1d-window", "max_pool1d", dict(kernel=5), [[3, 4]], lambda: nn.MaxPool1d(5)),
+    ("avg-pool1d-pad-over-half", "avg_pool1d", dict(kernel=2, padding=2), [[3, 6]],
+     lambda: nn.AvgPool1d(2, padding=2)),
+    ("instance-norm-rank", "instance_norm", {}, [[4, 2, 2, 2]], lambda: nn.InstanceNorm2d(4)),
+    ("split-indivisible", "split", dict(dim=-1, names=["q", "k", "v"]), [[5, 8]],
+     lambda: Fn(lambda x: torch.split(x, [8 // 3] * 3, -1))),
+    ("split-sizes-sum", "split", dict(names=["a", "b"], sizes=[2, 4]), [[7]],
+     lambda: Fn(lambda x: torch.split(x, [2, 4], 1))),
 ]
 
 
@@ -404,9 +443,10 @@ def macs_by_torch(module, xs) -> int:
 def test_rule_matches_torch(case):
     name, op, params, shapes, make_reference = case
     rng = torch.random.get_rng_state()
-    model = compile_text(spec_text(op, params, shapes))
+    model = compile_text(spec_text(op, params, shapes, READ.get(name, "node")))
     assert torch.equal(torch.random.get_rng_state(), rng), "compiling drew from torch's global generator"
     node = model.graph.nodes["node"]
+    value = model.graph.nodes[READ.get(name, "node")].out
     reference = make_reference().eval()
     randomize_norms(reference)  # fresh norms are the identity in eval mode
     ours = model.module.eval()
@@ -414,8 +454,8 @@ def test_rule_matches_torch(case):
     with torch.no_grad():
         expected = reference(*xs)
 
-    inferred = [BATCH if d == "N" else d for d in node.out.shape]
-    assert list(expected.shape) == inferred, f"rule says {node.out.shape}, torch gives {list(expected.shape)}"
+    inferred = [BATCH if d == "N" else d for d in value.shape]
+    assert list(expected.shape) == inferred, f"rule says {value.shape}, torch gives {list(expected.shape)}"
 
     torch_params = sum(p.numel() for p in reference.parameters())
     assert node.n_params == torch_params == sum(p.numel() for p in ours.parameters())

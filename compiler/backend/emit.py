@@ -82,7 +82,15 @@ def _emit_scope(scope: tree.Scope, lowerer: Lowerer, gen: torch.Generator | None
     results = [values[src] for src in scope.outputs]
     g.output(results[0] if len(results) == 1 else tuple(results))
     g.lint()
-    return fx.GraphModule(modules, g, class_name=name)
+    module = fx.GraphModule(modules, g, class_name=name)
+    # fx assigns a dict's modules shallowest first, so `bottom` would come
+    # before `down.0`; keep the order they compute in, as a hand-written
+    # module registers them (state-dict order is what verify matches by).
+    first = {}
+    for path in modules:
+        first.setdefault(path.split(".")[0], len(first))
+    module._modules = dict(sorted(module._modules.items(), key=lambda kv: first.get(kv[0], len(first))))
+    return module
 
 
 def _emit_leaf(leaf: tree.Leaf, scope: tree.Scope, lowerer: Lowerer, gen: torch.Generator | None, g: fx.Graph,

@@ -7,8 +7,8 @@ editor completes `conv2d`'s `kernel` and flags `kernal`.  A new op appears in
 the schema the moment it is registered.
 
 Where the compiler accepts an expression (a string starting with `$` or
-holding `${...}`), so does the schema: any op parameter may be one, and
-any item of a list parameter.
+holding `${...}`), so does the schema: any op parameter may be one, and so
+may any element of a list.
 """
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ def _op_branch(name: str, op) -> dict[str, Any]:
     properties = {key: {} for key in NODE_KEYS}  # the node's keys, typed by NodeSpec itself
     properties["op"] = {"const": name, "description": op.doc}
     for key, prop in params.get("properties", {}).items():
-        prop = _items_may_be_expressions(_inline(copy.deepcopy(prop), defs))
+        prop = _items_too(_inline(copy.deepcopy(prop), defs))
         described = {k: prop.pop(k) for k in ("description", "default", "title") if k in prop}
         properties[key] = {**described, "anyOf": [prop, EXPRESSION]}
     then: dict[str, Any] = {"properties": properties, "additionalProperties": False}
@@ -55,16 +55,18 @@ def _op_branch(name: str, op) -> dict[str, Any]:
     return {"if": {"properties": {"op": {"const": name}}, "required": ["op"]}, "then": then}
 
 
-def _items_may_be_expressions(value: Any) -> Any:
-    """A list's items are evaluated one by one (`shape: [$length, $width]`),
-    so each may be an expression too."""
+def _items_too(value: Any) -> Any:
+    """The compiler evaluates a list's elements as expressions too
+    (`shape: [$channels, 1, 1]`): so does the schema, at any depth."""
     if isinstance(value, dict):
-        value = {k: _items_may_be_expressions(v) for k, v in value.items()}
-        if value.get("type") == "array" and isinstance(value.get("items"), dict):
-            value["items"] = {"anyOf": [value["items"], EXPRESSION]}
-        return value
+        out = {k: _items_too(v) for k, v in value.items()}
+        if isinstance(out.get("items"), dict):
+            out["items"] = {"anyOf": [out["items"], EXPRESSION]}
+        if isinstance(out.get("prefixItems"), list):
+            out["prefixItems"] = [{"anyOf": [item, EXPRESSION]} for item in out["prefixItems"]]
+        return out
     if isinstance(value, list):
-        return [_items_may_be_expressions(v) for v in value]
+        return [_items_too(v) for v in value]
     return value
 
 

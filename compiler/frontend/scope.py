@@ -125,6 +125,8 @@ class Resolver:
                 return None
             if isinstance(sym, NodeSym) and not rest:
                 return sym.full
+            if isinstance(sym, NodeSym) and len(rest) == 1 and sym.full in ref.scope.builder.nodes:
+                return self._part(sym.full, rest[0], ref)
             if isinstance(sym, AliasSym) and not rest:
                 return self.resolve(sym.ref, node, depth + 1, report)
             if isinstance(sym, DisabledSym):
@@ -144,6 +146,18 @@ class Resolver:
             if isinstance(sym, InstanceSym):
                 return self._into_instance(sym, rest, ref, node, depth, report)
             return fail(ref, node, f"'{ref.text}' does not name a node")
+
+    def _part(self, full: str, part: str, ref: Ref) -> str:
+        """`node.part`: one of the node's several outputs (a split's).  Which
+        ones a node has is its op's business: the item's shape rule checks
+        the name, so this layer needs to know no op."""
+        name = f"{full}.{part}"
+        builder = ref.scope.builder
+        if name not in builder.nodes:
+            source = builder.nodes[full]
+            builder.nodes[name] = Node(name, "tuple_item", {"name": part}, [full], ref.loc, {}, source.trace,
+                                       synthetic=True)
+        return name
 
     def _into_instance(self, sym: InstanceSym, rest: list[str], ref: Ref, node, depth, report) -> str | None:
         if rest and rest[0] in sym.outputs and len(rest) == 1:

@@ -20,9 +20,12 @@ class TensorInfo:
 @dataclass(frozen=True)
 class TupleInfo(TensorInfo):
     """A value that is a tuple of tensors (a scan's per-step outputs as
-    sequences, then its final states); `shape` and `dtype` are the first's."""
+    sequences, then its final states; a split's parts); `shape` and `dtype`
+    are the first's.  `names` name the items where a spec reads them by
+    name (`qkv.q` is item 'q' of split node `qkv`)."""
 
     items: tuple[TensorInfo, ...] = ()
+    names: tuple[str, ...] = ()
 
 
 def format_shape(shape: Shape) -> str:

@@ -1,7 +1,7 @@
 """Ops that rearrange or select channels: ShuffleNet's channel shuffle, and
 the channel split of ShuffleNet v2, CSPNet and GhostNet as `chunk` (equal
-parts, like torch.chunk) or `slice` (a range).  Both select one part, so a
-split into two is two nodes that read the same input."""
+parts, like torch.chunk) or `slice` (a range), which select one part, and
+`split`, one node with a named output per part (`qkv.q`, `qkv.k`, `qkv.v`)."""
 from __future__ import annotations
 
 from typing import Optional
@@ -9,7 +9,7 @@ from typing import Optional
 from pydantic import Field
 
 from ..errors import RuleError
-from ..ir import TensorInfo
+from ..ir import TensorInfo, TupleInfo
 from .base import FunctionCall, Op, Params, register
 from .rules import axis, expect_rank, known
 
@@ -108,3 +108,53 @@ class Slice(Op):
     def lower(self, p, inputs, out):
         start, end = self._bounds(p, inputs[0].shape[axis(p.dim, inputs[0])])
         return FunctionCall("torch.narrow", (p.dim, start, end - start))
+
+
+class SplitParams(Params):
+    names: list[str] = Field(description="a name per part, in order; the parts are read as NODE.NAME (qkv.q)")
+    sizes: Optional[list[int]] = Field(None, description="the parts' sizes (default: equal parts, one per name)")
+    dim: int = Field(1, description="the dimension split (default 1: channels)")
+
+
+@register
+class Split(Op):
+    name = "split"
+    Params = SplitParams
+    doc = "Parts of one dim, one named output each: names: [q, k, v] -> qkv.q, qkv.k, qkv.v (torch.split)."
+
+    def infer(self, p, inputs):
+        (x,) = inputs
+        if not p.names or len(set(p.names)) != len(p.names):
+            raise RuleError(f"names {p.names} must be distinct, one per part", at="names")
+        bad = [n for n in p.names if not n.isidentifier()]
+        if bad:
+            raise RuleError(f"part name '{bad[0]}' must be a plain name (letters, digits, '_')", at="names",
+                            hint="a part is read as NODE.NAME, so its name has no dot and does not start with a digit")
+        dim = axis(p.dim, x)
+        size = known(x.shape[dim], f"dimension {dim}")
+        sizes = self._sizes(p, size, dim)
+        if len(sizes) != len(p.names):
+            raise RuleError(f"{len(sizes)} sizes {sizes} for {len(p.names)} names {p.names}",
+                            hint="give one size per name")
+        if min(sizes) < 1 or sum(sizes) != size:
+            raise RuleError(f"sizes {sizes} do not add up to dimension {dim} (size {size}) of input {x}",
+                            hint=f"positive sizes whose sum is {size}")
+        parts = tuple(_narrowed(x, dim, n) for n in sizes)
+        return TupleInfo(parts[0].shape, x.dtype, parts, tuple(p.names))
+
+    @staticmethod
+    def _sizes(p, size: int, dim: int) -> list[int]:
+        if p.sizes is not None:
+            return list(p.sizes)
+        if size % len(p.names):
+            raise RuleError(f"{len(p.names)} equal parts do not divide dimension {dim} (size {size})",
+                            hint=f"give the parts' sizes (sizes: [...], adding up to {size}), "
+                                 f"or split into a number of parts that divides {size}")
+        return [size // len(p.names)] * len(p.names)
+
+    def lower(self, p, inputs, out):
+        sizes = [t.shape[axis(p.dim, inputs[0])] for t in out.items]
+        return FunctionCall("torch.split", (sizes[0] if len(set(sizes)) == 1 else sizes, p.dim))
+
+    def label(self, p):
+        return f"split {', '.join(p.names)}"

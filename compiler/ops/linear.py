@@ -12,6 +12,8 @@ from .rules import known, per_sample
 class LinearParams(Params):
     out_features: int = Field(description="output features (in_features is the input's last dimension)")
     bias: bool = Field(True, description="learn an additive bias per output feature")
+    channels_last: bool = Field(
+        False, description="the input is an image channels last, [N, H, W, C] (ConvNeXt): act at each position")
 
 
 @register
@@ -28,9 +30,14 @@ class Linear(Op):
         known(x.shape[-1], "the feature dimension")
         if p.out_features < 1:
             raise RuleError(f"out_features must be positive, got {p.out_features}")
-        if len(x.shape) > 3 and all(isinstance(d, int) for d in x.shape[2:]):
+        # An image reaching a linear layer is most often a forgotten flatten;
+        # a channels-last image says so.
+        if len(x.shape) > 3 and all(isinstance(d, int) for d in x.shape[2:]) and not p.channels_last:
             raise RuleError(f"input {x} still has spatial dimensions",
-                            hint="add a 'flatten' node (or a global pool) before this linear layer")
+                            hint="add a 'flatten' node (or a global pool) before this linear layer; "
+                                 "for an image channels last ([N, H, W, C]) set channels_last: true")
+        if p.channels_last and len(x.shape) != 4:
+            raise RuleError(f"channels_last expects [N, H, W, C], got {x}", at="channels_last")
         return TensorInfo((*x.shape[:-1], p.out_features), x.dtype)
 
     def count_params(self, p, inputs, out):

@@ -1,4 +1,4 @@
-"""Normalisation (batch, layer, group, local response) and dropout."""
+"""Normalisation (batch, layer, group, instance, local response) and dropout."""
 from __future__ import annotations
 
 import math
@@ -146,6 +146,41 @@ class GroupNorm(Op):
         if not p.affine:
             kwargs["affine"] = False
         return ModuleCall("nn.GroupNorm", (p.groups, inputs[0].shape[1]), kwargs)
+
+
+class InstanceNormParams(Params):
+    eps: float = Field(1e-5, description="added to the variance before its square root")
+    affine: bool = Field(False, description="learn a scale and a shift per channel (torch's default: no)")
+
+
+@register
+class InstanceNorm(Op):
+    name = "instance_norm"
+    Params = InstanceNormParams
+    doc = "Instance normalisation: each sample's each channel over its positions, [N, C, L] or [N, C, H, W]."
+    fresh_output = True
+
+    def infer(self, p, inputs):
+        (x,) = inputs
+        if len(x.shape) not in (3, 4):
+            raise RuleError(f"expects [N, C, L] or [N, C, H, W], got {x}")
+        known(x.shape[1], "the channel count")
+        return x
+
+    def count_params(self, p, inputs, out):
+        return 2 * inputs[0].shape[1] if p.affine else 0
+
+    def count_weights(self, p, inputs, out):
+        return inputs[0].shape[1] if p.affine else 0
+
+    def lower(self, p, inputs, out):
+        # Statistics of the sample itself, in training and eval alike
+        # (torch's default track_running_stats=False).
+        kwargs = {} if p.eps == 1e-5 else {"eps": p.eps}
+        if p.affine:
+            kwargs["affine"] = True
+        cls = "nn.InstanceNorm1d" if len(inputs[0].shape) == 3 else "nn.InstanceNorm2d"
+        return ModuleCall(cls, (inputs[0].shape[1],), kwargs)
 
 
 class LRNParams(Params):

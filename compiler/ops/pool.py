@@ -1,4 +1,4 @@
-"""Pooling: max, average, adaptive average and global average.  Pooling
+"""Pooling: max and average (2-D and 1-D), adaptive average and global average.  Pooling
 performs additions and comparisons only: it counts no multiply-adds."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pydantic import Field
 from ..errors import RuleError
 from ..ir import TensorInfo
 from .base import FunctionCall, ModuleCall, Op, Params, register
-from .rules import expect_rank, known, pair, window_label, window_out
+from .rules import expect_rank, known, pair, window_label, window_length, window_out
 
 IntPair = Union[int, tuple[int, int]]
 
@@ -91,6 +91,64 @@ class AvgPool2d(_Pool):
     def lower(self, p, inputs, out):
         extra = {} if p.count_include_pad else {"count_include_pad": False}
         return ModuleCall("nn.AvgPool2d", (), _pool_kwargs(p, extra))
+
+
+class Pool1dParams(Params):
+    kernel: int = Field(description="window length")
+    stride: Optional[int] = Field(None, description="step of the window (default: the kernel size, as in torch)")
+    padding: int = Field(0, description="added at each end, at most kernel // 2")
+    ceil_mode: bool = Field(False, description="round the output length up")
+
+
+class MaxPool1dParams(Pool1dParams):
+    dilation: int = Field(1, description="spacing between window elements")
+
+
+class AvgPool1dParams(Pool1dParams):
+    count_include_pad: bool = Field(True, description="average over the padding too")
+
+
+class _Pool1d(Op):
+    def infer(self, p, inputs):
+        (x,) = inputs
+        expect_rank(x, 3, "[N, C, L]")
+        s = p.stride if p.stride is not None else p.kernel
+        d = getattr(p, "dilation", 1)
+        if min(p.kernel, s, d) < 1 or p.padding < 0:
+            raise RuleError("kernel, stride and dilation must be positive, and padding not negative")
+        if p.padding * 2 > p.kernel:
+            raise RuleError(f"padding {p.padding} is more than half the kernel {p.kernel}",
+                            hint="pooling padding may be at most kernel // 2")
+        length, span = x.shape[2], d * (p.kernel - 1) + 1
+        if isinstance(length, int) and span > length + 2 * p.padding:
+            raise RuleError(f"pooling window {p.kernel} is longer than the padded input length "
+                            f"{length + 2 * p.padding} (input {x})",
+                            hint="use a smaller window, or fewer downsampling layers before this one")
+        out = window_length(length, p.kernel, s, p.padding, d, p.ceil_mode)
+        return TensorInfo((x.shape[0], x.shape[1], out), x.dtype)
+
+    def label(self, p):
+        return window_label(self.name, (p.kernel,), p.stride)
+
+
+@register
+class MaxPool1d(_Pool1d):
+    name = "max_pool1d"
+    Params = MaxPool1dParams
+    doc = "1-D max pooling over [N, C, L]."
+
+    def lower(self, p, inputs, out):
+        return ModuleCall("nn.MaxPool1d", (), _pool_kwargs(p, {"dilation": p.dilation} if p.dilation != 1 else {}))
+
+
+@register
+class AvgPool1d(_Pool1d):
+    name = "avg_pool1d"
+    Params = AvgPool1dParams
+    doc = "1-D average pooling over [N, C, L]."
+
+    def lower(self, p, inputs, out):
+        return ModuleCall("nn.AvgPool1d", (), _pool_kwargs(p, {} if p.count_include_pad else {"count_include_pad": False}))
 
 
 class AdaptiveParams(Params):

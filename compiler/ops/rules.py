@@ -52,6 +52,20 @@ def window_out(size: int, kernel: int, stride: int, pad: int, dilation: int = 1,
     return span // stride + 1
 
 
+def window_length(size, kernel: int, stride: int, pad: int, dilation: int = 1, ceil_mode: bool = False,
+                  what: str = "length"):
+    """The output length of a 1-D sliding window over `size`, a number or a
+    symbol (T).  A symbol stays itself only where the window keeps the length
+    (stride 1, padding (kernel - 1) * dilation / 2 on each side): any other
+    length would be an expression of T, which a shape cannot hold."""
+    if isinstance(size, int):
+        return window_out(size, kernel, stride, pad, dilation, ceil_mode)
+    if stride == 1 and 2 * pad == dilation * (kernel - 1):
+        return size
+    raise RuleError(f"a window of {kernel} (stride {stride}, padding {pad}) changes the symbolic {what} '{size}'",
+                    hint="keep the length (stride 1, padding (kernel - 1) // 2), or declare a known size")
+
+
 def window_label(name: str, kernel, stride) -> str:
     """'conv2d 3x3/2': an op with a sliding window, as a picture labels it."""
     k = f"{kernel}x{kernel}" if isinstance(kernel, int) else "x".join(map(str, kernel))

@@ -3,6 +3,8 @@ graph (the node's body) over time, and `tuple_item` takes one of its results.
 Both are internal: a spec writes an instance of a block with `state`."""
 from __future__ import annotations
 
+from difflib import get_close_matches
+
 from pydantic import Field
 
 from ..errors import RuleError
@@ -68,19 +70,35 @@ class Scan(SubgraphOp):
 
 
 class ItemParams(Params):
-    index: int = Field(description="the result taken")
+    index: int | None = Field(None, description="the result taken, by position (a cell's)")
+    name: str | None = Field(None, description="the result taken, by name (a split's part)")
 
 
 @register
 class TupleItem(Op):
-    """Made by a cell instance for each of its outputs and final states."""
+    """Made by a cell instance for each of its outputs and final states, and
+    by a reference to a named part of a node (`qkv.q` of a split)."""
     name = "tuple_item"
     Params = ItemParams
     internal = True
-    doc = "Item `index` of a cell's results (written as 'instance.output' or 'instance.<state>')."
+    doc = "One of a node's several results (written as 'instance.output', 'instance.<state>' or 'split.part')."
 
     def infer(self, p, inputs):
-        return inputs[0].items[p.index]
+        index = self._index(p, inputs[0])
+        return inputs[0].items[index]
+
+    @staticmethod
+    def _index(p, value: TensorInfo) -> int:
+        if p.name is None:
+            return p.index
+        if not isinstance(value, TupleInfo) or not value.names:
+            raise RuleError(f"'{p.name}' is not an output: the node has a single value", at="name",
+                            hint="read the node itself, without the part after the dot")
+        if p.name not in value.names:
+            close = get_close_matches(p.name, value.names, n=1)
+            raise RuleError(f"'{p.name}' is not one of the node's outputs: {', '.join(value.names)}",
+                            at="name", hint=f"did you mean '{close[0]}'?" if close else None)
+        return value.names.index(p.name)
 
     def lower(self, p, inputs, out):
-        return FunctionCall("operator.getitem", (p.index,))
+        return FunctionCall("operator.getitem", (self._index(p, inputs[0]),))

@@ -6,7 +6,7 @@ inferred with the input values it chooses (as ONNX's Scan body is)."""
 from __future__ import annotations
 
 from ..errors import Collector, Diagnostic, InternalError, RuleError, SpecError
-from ..ir import Graph, Node, TensorInfo, format_shape
+from ..ir import Graph, Node, TensorInfo, TupleInfo, format_shape
 from ..ops import OPS, SubgraphOp
 from . import signature
 
@@ -33,6 +33,7 @@ def infer(graph: Graph) -> None:
             continue
         ins = graph.input_infos(node)
         try:
+            _whole_values(node, ins)
             node.out = _rule(node, ins)
         except RuleError as e:
             errors.add(_diagnostic(node, ins, e))
@@ -40,6 +41,11 @@ def infer(graph: Graph) -> None:
         except SpecError as e:  # from the node's body
             errors.extend(e.diagnostics)
             failed.add(node.name)
+    for out_name, src in graph.outputs.items():
+        value = graph.tensor(src) if src not in failed else None
+        if isinstance(value, TupleInfo) and value.names:
+            errors.error(f"output '{out_name}': {_several(src, value)}", loc=graph.output_locs.get(out_name),
+                         hint=f"name one, e.g. '{src}.{value.names[0]}'")
     errors.raise_if_any()
 
 
@@ -52,6 +58,7 @@ def node_value(node: Node, ins: list[TensorInfo], errors: Collector) -> TensorIn
     signature.check_node(node, found)
     if not found.errors:
         try:
+            _whole_values(node, ins)
             node.out = _rule(node, ins)
             return node.out
         except RuleError as e:
@@ -68,6 +75,20 @@ def _diagnostic(node: Node, ins: list[TensorInfo], e: RuleError) -> Diagnostic:
         message += ": " + " vs ".join(f"{format_shape(t.shape)} from '{src}'" for t, src in zip(ins, node.inputs))
     return Diagnostic(message, loc=node.param_locs.get(e.at, node.loc), node=node.name, op=node.op,
                       trace=node.trace, hint=e.hint)
+
+
+def _several(src: str, value: TupleInfo) -> str:
+    return f"'{src}' has several outputs ({', '.join(value.names)})"
+
+
+def _whole_values(node: Node, ins: list[TensorInfo]) -> None:
+    """A node with named outputs (a split) is read one output at a time."""
+    if node.op == "tuple_item":
+        return
+    for src, value in zip(node.inputs, ins):
+        if isinstance(value, TupleInfo) and value.names:
+            raise RuleError(f"input {_several(src, value)}, not one tensor",
+                            hint=f"name one, e.g. 'in: {src}.{value.names[0]}'")
 
 
 def _rule(node: Node, ins: list[TensorInfo]) -> TensorInfo:

@@ -118,9 +118,13 @@ def first_tensor(out):
 
 
 def randomize_norms(module: torch.nn.Module, seed: int = 0) -> None:
-    """Give batch norms random statistics and affine weights.  Freshly built,
-    they are the identity in eval mode (mean 0, variance 1, scale 1, shift 0),
-    so a spec that misplaced or left out a norm would still compare equal."""
+    """Give batch norms random statistics and affine weights, and every
+    tensor initialised to one value (a layer norm's scale and shift, a class
+    token of zeros, ConvNeXt's layer scale of 1e-6, ViT's zero head) random
+    values.  Freshly built, a norm is the identity in eval mode (mean 0,
+    variance 1, scale 1, shift 0), and a residual branch scaled by 1e-6 all
+    but vanishes, so a spec that misplaced or left out either would still
+    compare equal."""
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for m in module.modules():
@@ -131,6 +135,10 @@ def randomize_norms(module: torch.nn.Module, seed: int = 0) -> None:
                 if m.affine:
                     m.weight.copy_(torch.rand(n, generator=gen) + 0.5)
                     m.bias.copy_(torch.randn(n, generator=gen) * 0.1)
+        for p in module.parameters():
+            if p.numel() > 1 and bool((p == p.flatten()[0]).all()):
+                # around the value it had (a scale stays near 1; zeros become +-0.1)
+                p.copy_(p + torch.randn(p.shape, generator=gen) * 0.2 * p.abs().max().clamp(min=0.5))
 
 
 # Our names for the named outputs of a reference where they differ
