@@ -35,3 +35,4 @@ class ServeOptions:
     auth_tokens: tuple[str, ...] = ()  # empty: no authentication
     metrics_port: int = 8002  # Prometheus /metrics over HTTP, as Triton's; 0: off
     metrics_host: str | None = None  # None: the gRPC host
+    intra_op_threads: int | None = None  # torch's threads per operation; None: torch's default (the cores)

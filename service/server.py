@@ -104,6 +104,10 @@ async def serve(
     returns the exit code. `on_listening(host, port)` is called once the
     models asked for have loaded or failed."""
     options = options or ServeOptions()
+    if options.intra_op_threads is not None:
+        import torch
+
+        torch.set_num_threads(options.intra_op_threads)
     health_servicer = health.aio.HealthServicer()
     for name in ("", SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
