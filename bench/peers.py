@@ -6,7 +6,9 @@ on first use:
   torch called in its `predict`, as KServe's custom-model examples do;
 - NVIDIA Triton 2.51 (the tritonserver binary of the nvidia-pytriton 0.7.0
   wheel, installed by .ci/triton.sh) serving LeNet through its Python
-  backend with the dynamic batcher: `netspec export --format triton-python`.
+  backend with the dynamic batcher: `netspec export --format triton-python`;
+- the same Triton through PyTriton's own API (`Triton().bind(...)`, a
+  `@batch` function, max_batch_size 64), in the same environment.
 
 Both run the very module netspec serves (network.py and its weights, as
 `netspec export` writes them), on this interpreter's torch: a .pth file in
@@ -14,7 +16,7 @@ each environment points at torch's folder, after the environment's own
 packages (so their numpy comes first: 1.x for Triton's stub). A peer that
 cannot be installed is reported with the reason and left out.
 
-Run by the KServe environment's interpreter, `python bench/peers.py --kserve
+Run by a peer environment's interpreter, `python bench/peers.py --kserve|--pytriton
 VERSION_DIR PORT` is that server; it imports nothing of netspec.
 """
 
@@ -56,10 +58,15 @@ def _venv(name: str, packages: list[str]) -> Path | str:
         if done.returncode:
             return f"pip cannot install {' '.join(packages)}: {done.stderr.strip().splitlines()[-1:]}"
         marker.write_text(" ".join(packages))
+    _add_torch(python)
+    return python
+
+
+def _add_torch(python: Path) -> None:
+    """This interpreter's torch, importable in the environment of `python`."""
     site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                           capture_output=True, text=True).stdout.strip()
     Path(site, "netspec_bench_torch.pth").write_text(torch_site() + "\n")
-    return python
 
 
 def kserve_python() -> Path | str:
@@ -75,6 +82,7 @@ def tritonserver() -> Path | str:
         return (env / "UNAVAILABLE").read_text().strip()
     if done.returncode or not (env / "tritonserver").exists():
         return f".ci/triton.sh failed: {done.stderr.strip()[-300:]}"
+    _add_torch(env / "bin" / "python")  # for PyTriton, whose model runs in that environment's Python
     return env / "tritonserver"
 
 
@@ -147,24 +155,71 @@ def start_triton(server: Path, repository: Path) -> Peer:
                 "Started GRPCInferenceService", port)
 
 
-# --- the KServe server, run in its own environment ------------------------------
+def start_pytriton(python: Path, version_dir: Path) -> Peer:
+    """PyTriton: its Triton runs the model through a proxy in this Python process."""
+    port = free_port()
+    libdir = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_config_var('LIBDIR'))"],
+                            capture_output=True, text=True).stdout.strip()
+    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          capture_output=True, text=True).stdout.strip()
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, (f"{site}/nvidia_pytriton.libs", libdir,
+                                                           env.get("LD_LIBRARY_PATH"))))
+    env["PATH"] = f"{python.parent}{os.pathsep}{env.get('PATH', '')}"
+    return Peer([str(python), __file__, "--pytriton", str(version_dir), str(port)], "Infer function available",
+                port, env=env)
 
 
-def kserve_main(version_dir: str, port: int) -> None:
+def _network(version_dir: str):
+    """The exported module and its input and output names, read as the peers read them."""
     import importlib.util
     import re
-
-    import kserve
-    import torch
-    from kserve import InferOutput, InferResponse
 
     spec = importlib.util.spec_from_file_location("network", Path(version_dir, "network.py"))
     network = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(network)
     module = network.load(str(Path(version_dir, "weights.safetensors")), device="cpu")
-    name = Path(version_dir).parent.name
     config = Path(version_dir).parent.joinpath("config.pbtxt").read_text()
-    output_name = re.search(r'output\s*{\s*name:\s*"([^"]+)"', config).group(1)
+    names = {kind: re.search(kind + r'\s*{\s*name:\s*"([^"]+)"', config).group(1) for kind in ("input", "output")}
+    return module, names["input"], names["output"]
+
+
+def pytriton_main(version_dir: str, port: int) -> None:
+    import numpy as np
+    import torch
+    from pytriton.decorators import batch
+    from pytriton.model_config import ModelConfig, Tensor
+    from pytriton.triton import Triton, TritonConfig
+
+    module, input_name, output_name = _network(version_dir)
+    name = Path(version_dir).parent.name
+
+    @batch
+    def infer(**inputs):
+        with torch.inference_mode():
+            y = module(torch.from_numpy(inputs[input_name])).numpy()
+        return {output_name: y}
+
+    config = TritonConfig(grpc_port=port, http_port=free_port(), metrics_port=free_port(), allow_http=False)
+    with Triton(config=config) as triton:
+        triton.bind(model_name=name, infer_func=infer,
+                    inputs=[Tensor(name=input_name, dtype=np.float32, shape=(1, 28, 28))],
+                    outputs=[Tensor(name=output_name, dtype=np.float32, shape=(-1,))],
+                    config=ModelConfig(max_batch_size=64))
+        print("Infer function available", flush=True)
+        triton.serve()
+
+
+# --- the KServe server, run in its own environment ------------------------------
+
+
+def kserve_main(version_dir: str, port: int) -> None:
+    import kserve
+    import torch
+    from kserve import InferOutput, InferResponse
+
+    module, _, output_name = _network(version_dir)
+    name = Path(version_dir).parent.name
 
     class Network(kserve.Model):
         def __init__(self):
@@ -185,5 +240,7 @@ def kserve_main(version_dir: str, port: int) -> None:
 if __name__ == "__main__":
     if len(sys.argv) == 4 and sys.argv[1] == "--kserve":
         kserve_main(sys.argv[2], int(sys.argv[3]))
+    elif len(sys.argv) == 4 and sys.argv[1] == "--pytriton":
+        pytriton_main(sys.argv[2], int(sys.argv[3]))
     else:
         sys.exit(__doc__)

@@ -310,7 +310,10 @@ def measure_netspec(url: str, request, c: int, args) -> dict:
 
 def run_peers(args) -> int:
     """One run, one client, lenet with batching on: each server is started,
-    measured at every concurrency and stopped in turn."""
+    measured at every concurrency and stopped in turn. Triton is measured
+    twice: serving the exported model in its Python backend, and through
+    PyTriton (the model a Python function in PyTriton's process, which
+    Triton's Python backend reaches through a proxy)."""
     import peers
 
     rows: dict[str, dict[int, dict]] = {}
@@ -348,23 +351,24 @@ def run_peers(args) -> int:
         if isinstance(triton, str):
             notes.append(f"Triton: not installed: {triton}")
         else:
-            run("Triton+Python", lambda: peers.start_triton(triton, tmp / "exported"))
+            run("Triton py-backend", lambda: peers.start_triton(triton, tmp / "exported"))
+            run("PyTriton", lambda: peers.start_pytriton(triton.parent / "bin" / "python", version_dir))
 
     load = os.getloadavg()
     print(f"\nlenet 1x1x28x28, batch-1 requests, batching on; {args.duration:g} s per point; "
           f"{os.cpu_count()} CPU cores; load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}\n")
-    header = f"{'server':<14} {'conc':>4} {'infer/s':>9} {'p50 ms':>8} {'p99 ms':>8}"
+    header = f"{'server':<18} {'conc':>4} {'infer/s':>9} {'p50 ms':>8} {'p99 ms':>8}"
     print(header)
     print("-" * len(header))
     for name, points in rows.items():
         for c, r in points.items():
-            print(f"{name:<14} {c:>4} {r['throughput']:>9.0f} {r['p50']:>8.2f} {r['p99']:>8.2f}")
+            print(f"{name:<18} {c:>4} {r['throughput']:>9.0f} {r['p50']:>8.2f} {r['p99']:>8.2f}")
     ours, floor = rows.get("netspec", {}), rows.get("echo (floor)", {})
     if ours:
         # The most a server can do: the floor's cost per request plus the model's time per sample.
         print("\nlimit = 1 / (1/floor + t_model(b)/b), b the samples per execution netspec ran, t_model its compute time")
         header = (f"{'conc':>4} {'b':>5} {'t_model/b us':>12} {'limit':>8} {'ours/limit':>10} {'ours/floor':>10} "
-                  f"{'ours/KServe':>11} {'ours/Triton':>11}")
+                  f"{'ours/KServe':>11} {'ours/Triton':>11} {'ours/PyTriton':>13}")
         print(header)
         print("-" * len(header))
         for c, r in ours.items():
@@ -376,7 +380,7 @@ def run_peers(args) -> int:
             limit = 1 / (1 / f["throughput"] + r["model_s_per_sample"]) if f and f["throughput"] else float("nan")
             print(f"{c:>4} {r['batch']:>5.1f} {r['model_s_per_sample'] * 1e6:>12.0f} {limit:>8.0f} "
                   f"{r['throughput'] / limit:>10.2f} {ratio('echo (floor)'):>10} {ratio('KServe 0.21'):>11} "
-                  f"{ratio('Triton+Python'):>11}")
+                  f"{ratio('Triton py-backend'):>11} {ratio('PyTriton'):>13}")
     for note in notes:
         print(note)
     return 0
