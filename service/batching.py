@@ -47,7 +47,7 @@ log = logging.getLogger("netspec.serve")
 MAX_LOGGED_CAUSES = 100  # distinct errors logged per model; the rest are only counted
 # Executions measured shorter than this run on the event loop when no other
 # request waits. Long enough for a small model's batch of one on a loaded
-# 2-core CPU (lenet: 0.15 ms idle, 0.4 to 1 ms when the cores are shared),
+# 2-core CPU (lenet: 0.15 ms idle, about 1 ms on shared cores),
 # short enough that a request of another model that arrives meanwhile is
 # held up at most this long before it is decoded.
 INLINE_BELOW_NS = 1_000_000
