@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs NVIDIA's Triton Inference Server for the export tests, CPU only,
 # from the nvidia-pytriton wheel (Triton 2.51's tritonserver and Python
-# backend), into .triton/ (its own virtual environment), idempotently:
+# backend), into .triton/ (its own virtual environment; TRITON_ENV=DIR, a
+# path relative to the repository, installs elsewhere), idempotently:
 #
 #   .triton/tritonserver --model-repository DIR [tritonserver options]
 #
@@ -25,7 +26,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
-ENV=.triton
+ENV=${TRITON_ENV:-.triton}
 PYTRITON_VERSION=0.7.0
 
 unavailable() {

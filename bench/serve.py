@@ -10,6 +10,7 @@ measured by the same closed-loop client, in the same run.
     python bench/serve.py --models lenet --max-queue-delay-us 500   # also requests held for company
     python bench/serve.py --shared-memory --models resnet18 --concurrency 8   # system shared memory vs gRPC
     python bench/serve.py --models lenet --workers 1 2              # one server process against two
+    python bench/serve.py --peers               # lenet beside KServe and Triton (bench/peers.py)
 
 Each request carries one sample (batch 1). With --workers, the rows are
 `netspec serve --workers K` for each K given (dynamic batching on) and the
@@ -231,6 +232,8 @@ def main(argv=None) -> int:
     parser.add_argument("--workers", type=int, nargs="+", metavar="K",
                         help="measure `netspec serve --workers K` for each K side by side (batching on), "
                              "each client on a connection of its own")
+    parser.add_argument("--peers", action="store_true",
+                        help="lenet, batching on: the floor, netspec, KServe and Triton side by side, with the limit")
     parser.add_argument("--echo-server", metavar="PORT_FILE", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.echo_server:
@@ -240,6 +243,8 @@ def main(argv=None) -> int:
         return shared_memory_main(args)
     if args.workers:
         return main_workers(args)
+    if args.peers:
+        return run_peers(args)
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -546,6 +551,110 @@ def shared_memory_main(args) -> int:
             ratio = f"{by_path['shm']['throughput'] / by_path['gRPC']['throughput']:>12.2f}" if path == "shm" else ""
             print(f"{model:<10} {c:>4} {path:<5} {r['throughput']:>9.1f} {r['p50']:>8.2f} {r['p99']:>8.2f} "
                   f"{r['server_ms']:>13.2f} {r['client_ms']:>13.2f} {ratio}")
+    return 0
+
+
+# --- --peers: netspec beside KServe and Triton ------------------------------------
+
+
+async def execution_totals(url: str, model: str) -> tuple[int, int, int]:
+    """(samples, executions, compute_infer ns of the executions) from ModelStatistics."""
+    import grpc
+
+    from service.generated import grpc_service_pb2 as pb
+    from service.generated import grpc_service_pb2_grpc as pb_grpc
+
+    async with grpc.aio.insecure_channel(url) as channel:
+        stats = await pb_grpc.GRPCInferenceServiceStub(channel).ModelStatistics(pb.ModelStatisticsRequest(name=model))
+    s = stats.model_stats[0]
+    return s.inference_count, s.execution_count, sum(b.compute_infer.ns for b in s.batch_stats)
+
+
+def measure_netspec(url: str, request, c: int, args) -> dict:
+    """measure(), plus the batch size netspec ran (samples per execution) and
+    the model's time per sample in those executions, from its statistics."""
+    before = asyncio.run(execution_totals(url, request.model_name))
+    result = asyncio.run(measure(url, request, c, args.duration, args.max_duration))
+    after = asyncio.run(execution_totals(url, request.model_name))
+    samples, executions, infer_ns = (a - b for a, b in zip(after, before))
+    return {**result, "batch": samples / max(executions, 1), "model_s_per_sample": infer_ns / 1e9 / max(samples, 1)}
+
+
+def run_peers(args) -> int:
+    """One run, one client, lenet with batching on: each server is started,
+    measured at every concurrency and stopped in turn. Triton is measured
+    twice: serving the exported model in its Python backend, and through
+    PyTriton (the model a Python function in PyTriton's process, which
+    Triton's Python backend reaches through a proxy)."""
+    import peers
+
+    rows: dict[str, dict[int, dict]] = {}
+    notes = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        compile_models(tmp / "netspec", batching=True)
+        request = asyncio.run(request_for_echo("lenet", tmp, tmp / "netspec"))
+        version_dir = peers.export_triton_python(ROOT / "specs" / "lenet.yaml", tmp / "exported", "lenet")
+
+        def run(name, start):
+            try:
+                server = start()
+            except Exception as e:  # noqa: BLE001 - a peer that does not start is reported, the rest go on
+                notes.append(f"{name}: not measured: {str(e).strip().splitlines()[-1][:300]}")
+                return
+            try:
+                for c in args.concurrency:
+                    if name == "netspec":
+                        rows.setdefault(name, {})[c] = measure_netspec(server.url, request, c, args)
+                    else:
+                        rows.setdefault(name, {})[c] = asyncio.run(
+                            measure(server.url, request, c, args.duration, args.max_duration))
+            finally:
+                server.stop()
+
+        run("echo (floor)", lambda: start_echo(tmp))
+        run("netspec", lambda: start_netspec(tmp / "netspec", "cpu"))
+        kserve = peers.kserve_python()
+        if isinstance(kserve, str):
+            notes.append(f"KServe: not installed: {kserve}")
+        else:
+            run("KServe 0.21", lambda: peers.start_kserve(kserve, version_dir))
+        triton = peers.tritonserver()
+        if isinstance(triton, str):
+            notes.append(f"Triton: not installed: {triton}")
+        else:
+            run("Triton py-backend", lambda: peers.start_triton(triton, tmp / "exported"))
+            run("PyTriton", lambda: peers.start_pytriton(triton.parent / "bin" / "python", version_dir))
+
+    load = os.getloadavg()
+    print(f"\nlenet 1x1x28x28, batch-1 requests, batching on; {args.duration:g} s per point; "
+          f"{os.cpu_count()} CPU cores; load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}\n")
+    header = f"{'server':<18} {'conc':>4} {'infer/s':>9} {'p50 ms':>8} {'p99 ms':>8}"
+    print(header)
+    print("-" * len(header))
+    for name, points in rows.items():
+        for c, r in points.items():
+            print(f"{name:<18} {c:>4} {r['throughput']:>9.0f} {r['p50']:>8.2f} {r['p99']:>8.2f}")
+    ours, floor = rows.get("netspec", {}), rows.get("echo (floor)", {})
+    if ours:
+        # The most a server can do: the floor's cost per request plus the model's time per sample.
+        print("\nlimit = 1 / (1/floor + t_model(b)/b), b the samples per execution netspec ran, t_model its compute time")
+        header = (f"{'conc':>4} {'b':>5} {'t_model/b us':>12} {'limit':>8} {'ours/limit':>10} {'ours/floor':>10} "
+                  f"{'ours/KServe':>11} {'ours/Triton':>11} {'ours/PyTriton':>13}")
+        print(header)
+        print("-" * len(header))
+        for c, r in ours.items():
+            def ratio(peer):
+                other = rows.get(peer, {}).get(c)
+                return f"{r['throughput'] / other['throughput']:.2f}" if other and other["throughput"] else "-"
+
+            f = floor.get(c)
+            limit = 1 / (1 / f["throughput"] + r["model_s_per_sample"]) if f and f["throughput"] else float("nan")
+            print(f"{c:>4} {r['batch']:>5.1f} {r['model_s_per_sample'] * 1e6:>12.0f} {limit:>8.0f} "
+                  f"{r['throughput'] / limit:>10.2f} {ratio('echo (floor)'):>10} {ratio('KServe 0.21'):>11} "
+                  f"{ratio('Triton py-backend'):>11} {ratio('PyTriton'):>13}")
+    for note in notes:
+        print(note)
     return 0
 
 

@@ -42,3 +42,4 @@ class ServeOptions:
     # Set in each process of a --workers group: its gRPC server binds the
     # port with SO_REUSEPORT, and only once its models have loaded.
     shared_port: bool = False
+    intra_op_threads: int | None = None  # torch's threads per operation; None: torch's default (the cores)

@@ -1,6 +1,7 @@
 """Running one loaded model: device and precision placement, its fast mode
-(service/fast.py), input checks, and execution of a batch. Runs in a worker
-thread, never on the event loop.
+(service/fast.py), input checks, and execution of a batch. Runs in the
+model's worker thread, or on the event loop for executions measured tiny
+(service/batching.py).
 """
 
 from __future__ import annotations

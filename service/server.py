@@ -117,6 +117,10 @@ async def serve(
     connection to one of the processes listening, and a connection stays
     with the process it reached, so none must reach one still loading."""
     options = options or ServeOptions()
+    if options.intra_op_threads is not None:
+        import torch
+
+        torch.set_num_threads(options.intra_op_threads)
     health_servicer = health.aio.HealthServicer()
     for name in ("", SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)

@@ -97,6 +97,9 @@ class Guard(grpc.aio.ServerInterceptor):
                  authenticate: Callable[[str, object], None] | None = None):
         self.lifecycle = lifecycle
         self.authenticate = authenticate
+        # Each method's wrapped handler, built at its first call: building
+        # one per call cost more than the rest of the interceptor.
+        self._wrapped: dict[str, tuple[object, object]] = {}
 
     async def intercept_service(self, continuation, handler_call_details):
         handler = await continuation(handler_call_details)
@@ -108,33 +111,40 @@ class Guard(grpc.aio.ServerInterceptor):
                 self.authenticate(method, handler_call_details.invocation_metadata)
             except errors.ServiceError as exc:
                 return _refusal(handler, *status_for(exc, method))  # the request is never decoded
-        tracked = self.lifecycle is not None and not method.startswith(HEALTH_PREFIX)
-        return _rebuild(handler, lambda inner, streaming_request: self._guard(inner, method, tracked,
-                                                                               streaming_request))
-
-    @contextlib.asynccontextmanager
-    async def _call(self, method: str, tracked: bool, context):
-        try:
-            with self.lifecycle.call() if tracked else contextlib.nullcontext():
-                yield
-        except grpc.aio.AbortError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - this is the catch-all
-            await context.abort(*status_for(exc, method))
+        inner, wrapped = self._wrapped.get(method, (None, None))
+        if inner is not handler:
+            tracked = self.lifecycle is not None and not method.startswith(HEALTH_PREFIX)
+            wrapped = _rebuild(handler, lambda inner, streaming_request: self._guard(inner, method, tracked,
+                                                                                      streaming_request))
+            self._wrapped[method] = (handler, wrapped)
+        return wrapped
 
     def _guard(self, inner, method: str, tracked: bool, streaming_request: bool):
+        # The try blocks are written out in each wrapper rather than shared
+        # through a context manager: this runs on every call.
         check = _checked_stream if streaming_request else _checked
+        lifecycle = self.lifecycle
         if inspect.isasyncgenfunction(inner):
             async def generator(request, context):
-                async with self._call(method, tracked, context):
-                    async for response in inner(check(request), context):
-                        yield response
+                try:
+                    with lifecycle.call() if tracked else contextlib.nullcontext():
+                        async for response in inner(check(request), context):
+                            yield response
+                except grpc.aio.AbortError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - this is the catch-all
+                    await context.abort(*status_for(exc, method))
 
             return generator
 
         async def coroutine(request, context):
-            async with self._call(method, tracked, context):
-                return await inner(check(request), context)
+            try:
+                with lifecycle.call() if tracked else contextlib.nullcontext():
+                    return await inner(check(request), context)
+            except grpc.aio.AbortError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - this is the catch-all
+                await context.abort(*status_for(exc, method))
 
         return coroutine
 

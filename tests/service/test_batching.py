@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
+from service import batching
 from service.batching import Scheduler
 from service.errors import ExecutionError
 from service.runtime import Runtime
@@ -270,3 +271,52 @@ def test_a_request_that_cannot_join_ends_the_hold():
     assert first_done < 1.5  # not held for the whole delay: someone else was waiting
     assert other_done >= 2.0
     assert model.module.batches == [1, 1]
+
+
+class OnWhichThread(torch.nn.Module):
+    """Adds one, after `seconds`, and records whether it ran on the event loop's (main) thread."""
+
+    def __init__(self, seconds: float = 0.0):
+        super().__init__()
+        self.seconds = seconds
+        self.on_loop = []
+
+    def forward(self, x):
+        self.on_loop.append(threading.current_thread() is threading.main_thread())
+        time.sleep(self.seconds)
+        return x + 1
+
+
+def test_executions_measured_tiny_run_on_the_event_loop_and_others_on_the_worker(monkeypatch):
+    # A wide threshold, and a slow model far past it, so a busy machine's
+    # pauses cannot move an execution across it.
+    monkeypatch.setattr(batching, "INLINE_BELOW_NS", 50_000_000)
+    fast, slow = OnWhichThread(), OnWhichThread(0.15)
+
+    async def body(module):
+        scheduler = scheduler_for(fake_model("t", module, {"x": Info(("N", "T"))}, {"y": Info(("N", "T"))}))
+        for width in (2, 2, 2, 3, 3):  # a new shape starts on the worker again
+            result = await scheduler.submit([torch.zeros(1, width)], 1)
+            assert torch.equal(result.outputs[0], torch.ones(1, width))
+        await scheduler.close()
+
+    run(body(fast))
+    run(body(slow))
+    assert fast.on_loop == [False, True, True, False, True]
+    assert slow.on_loop == [False] * 5
+
+
+def test_while_requests_wait_even_a_tiny_execution_runs_on_the_worker(monkeypatch):
+    monkeypatch.setattr(batching, "INLINE_BELOW_NS", 50_000_000)
+    module = OnWhichThread()
+
+    async def body():
+        scheduler = scheduler_for(fake_model("t", module, {"x": Info(("N", 2))}, {"y": Info(("N", 2))}),
+                                  batching=False)
+        await scheduler.submit([torch.zeros(1, 2)], 1)  # measured: tiny
+        await asyncio.gather(*[scheduler.submit([torch.zeros(1, 2)], 1) for _ in range(3)])
+        await scheduler.close()
+
+    run(body())
+    # The three came together: the first two ran while others waited, the last alone.
+    assert module.on_loop == [False, False, False, True]

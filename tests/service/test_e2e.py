@@ -277,6 +277,7 @@ def test_command_argument_errors(tmp_path, repository):
         (("serve", "--repository", str(tmp_path / "missing")), "missing"),
         (("serve", "--repository", str(repository), "--model", "ghost"), "ghost"),
         (("serve", "--repository", str(repository), "--port", "70000"), "70000"),
+        (("serve", "--repository", str(repository), "--intra-op-threads", "0"), "--intra-op-threads"),
         (("infer", "lenet", "--input", "image"), "NAME=FILE.npy"),
     ]
     (tmp_path / "bad.npy").write_bytes(b"not numpy")
