@@ -30,7 +30,8 @@ outputs: attend
 def test_one_module_serves_every_length():
     model = compile_text(SPEC, seed=0)
     assert model.graph.nodes["split"].out.shape == ("N", "T", 2, 4)
-    assert model.graph.nodes["attend"].out.shape[-1] == 8
+    assert model.graph.nodes["joined"].out.shape == ("N", "T+1", 8)  # the class token and T positions
+    assert model.graph.nodes["attend"].out.shape == ("N", "T+1", 8)
     reference = nn.MultiheadAttention(8, 2, batch_first=True).eval()
     copy_weights(reference, model.module.attend)
     token = model.module.state_dict()["token.weight"]
@@ -48,6 +49,8 @@ def test_one_module_serves_every_length():
     ("{op: reshape, shape: [N, 16], in: x}", "symbolic dims of shape [N, 16] must be those of input"),
     ("{op: multi_head_attention, heads: 3, in: x}", "heads=3 must divide the width 8"),
     ("{op: expand, shape: [-1, 2, -1], in: [x, x]}", "symbolic sizes only"),
+    # joined along T, the length is T + T: a reshape that claims T is refused
+    ("{op: concat, dim: 1, in: [x, x]}\n  z: {op: reshape, shape: [N, T, 2, 4]}", "symbolic dims of shape [N, T, 2, 4]"),
 ])
 def test_errors_name_the_sizes(text, message):
     with pytest.raises(SpecError) as e:

@@ -139,6 +139,17 @@ class Matmul(Op):
         return FunctionCall("torch.matmul")
 
 
+def _joined_size(sizes: list) -> int | str:
+    """The size of sizes joined end to end. With symbols it is a symbol of
+    its own, spelled as the sum (a class token before T positions: 'T+1'),
+    equal to nothing else: an op that needs T itself then says so."""
+    symbols = [d for d in sizes if not isinstance(d, int)]
+    fixed = sum(d for d in sizes if isinstance(d, int))
+    if not symbols:
+        return fixed
+    return "+".join(symbols) + (f"+{fixed}" if fixed else "")
+
+
 class ConcatParams(Params):
     dim: int = Field(1, description="the dimension joined along (default 1: channels)")
 
@@ -161,12 +172,8 @@ class Concat(Op):
                 raise RuleError(
                     f"inputs must agree on every dimension but {dim}",
                     hint="the branches must keep the same spatial size: check their strides and padding")
-        total = 0
-        for x in inputs:
-            if not isinstance(x.shape[dim], int):
-                total = x.shape[dim]
-                break
-            total += x.shape[dim]
+        sizes = [x.shape[dim] for x in inputs]
+        total = _joined_size(sizes)
         return TensorInfo(ref[:dim] + (total,) + ref[dim + 1:], inputs[0].dtype)
 
     def lower(self, p, inputs, out):
