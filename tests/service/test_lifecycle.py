@@ -23,7 +23,7 @@ from service.generated import grpc_service_pb2_grpc as pb_grpc
 from service.repository import Repository
 from service_fakes import fake_loader, make_model, run, write_model
 
-# 2,500 layers: recompiling and loading it takes a few seconds.
+# 4,000 layers: compiling and loading it takes a few seconds.
 SLOW_TO_LOAD = "name: chain\ninputs: {x: {shape: [N, 4]}}\nnodes:\n  a: {op: linear, out_features: 4, repeat: 4000}\n" \
                "outputs: {y: a}\n"
 
