@@ -9,7 +9,7 @@ from pydantic import Field
 from ..errors import RuleError
 from ..ir import TensorInfo
 from .base import FunctionCall, ModuleCall, Op, Params, register
-from .conv import IntPair
+from .conv import IntPair, check_groups, conv_kwargs
 from .rules import expect_rank, known, pair, per_sample, window_label
 
 
@@ -37,9 +37,7 @@ class ConvTranspose2d(Op):
         k, s, pad, op = pair(p.kernel), pair(p.stride), pair(p.padding), pair(p.output_padding)
         if min(k + s) < 1 or p.out_channels < 1 or p.groups < 1 or min(pad + op) < 0:
             raise RuleError("kernel, stride, groups and out_channels must be positive, padding not negative")
-        if c % p.groups or p.out_channels % p.groups:
-            raise RuleError(f"groups={p.groups} must divide both the input channels ({c}) "
-                            f"and out_channels ({p.out_channels})")
+        check_groups(p, c)
         if op[0] >= s[0] or op[1] >= s[1]:
             raise RuleError(f"output_padding {p.output_padding} must be smaller than the stride {p.stride}")
         hw = []
@@ -63,12 +61,7 @@ class ConvTranspose2d(Op):
         return per_sample(inputs[0].shape) * (p.out_channels // p.groups) * kh * kw
 
     def lower(self, p, inputs, out):
-        kwargs = {"kernel_size": p.kernel}
-        for key, default in (("stride", 1), ("padding", 0), ("output_padding", 0), ("groups", 1)):
-            if getattr(p, key) != default:
-                kwargs[key] = getattr(p, key)
-        if not p.bias:
-            kwargs["bias"] = False
+        kwargs = conv_kwargs(p, {"stride": 1, "padding": 0, "output_padding": 0, "groups": 1})
         return ModuleCall("nn.ConvTranspose2d", (inputs[0].shape[1], p.out_channels), kwargs)
 
     def label(self, p):
