@@ -29,17 +29,22 @@ class AvgPoolParams(PoolParams):
     count_include_pad: bool = Field(True, description="average over the padding too")
 
 
+def _check_pool(p, kernel: tuple, stride: tuple, dilation: tuple, padding: tuple) -> None:
+    """Checks the 1-D and 2-D pools share; each tuple holds one value per spatial axis."""
+    if min(kernel + stride + dilation) < 1 or min(padding) < 0:
+        raise RuleError("kernel, stride and dilation must be positive, and padding not negative")
+    if any(pad * 2 > k for pad, k in zip(padding, kernel)):
+        raise RuleError(f"padding {p.padding} is more than half the kernel {p.kernel}",
+                        hint="pooling padding may be at most kernel // 2")
+
+
 def _pool_infer(p, x: TensorInfo) -> TensorInfo:
     expect_rank(x, 4, "[N, C, H, W]")
     k = pair(p.kernel)
     s = pair(p.stride if p.stride is not None else p.kernel)
     pad = pair(p.padding)
     d = pair(getattr(p, "dilation", 1))
-    if min(k + s + d) < 1 or min(pad) < 0:
-        raise RuleError("kernel, stride and dilation must be positive, and padding not negative")
-    if any(pad[i] * 2 > k[i] for i in range(2)):
-        raise RuleError(f"padding {p.padding} is more than half the kernel {p.kernel}",
-                        hint="pooling padding may be at most kernel // 2")
+    _check_pool(p, k, s, d, pad)
     hw = []
     for i, axis in enumerate(("height", "width")):
         size = known(x.shape[2 + i], f"the input {axis}")
@@ -64,6 +69,14 @@ def _pool_kwargs(p, extra: dict) -> dict:
     return kwargs
 
 
+def _max_pool_kwargs(p) -> dict:
+    return _pool_kwargs(p, {"dilation": p.dilation} if p.dilation != 1 else {})
+
+
+def _avg_pool_kwargs(p) -> dict:
+    return _pool_kwargs(p, {} if p.count_include_pad else {"count_include_pad": False})
+
+
 class _Pool(Op):
     def infer(self, p, inputs):
         return _pool_infer(p, inputs[0])
@@ -79,7 +92,7 @@ class MaxPool2d(_Pool):
     doc = "2-D max pooling."
 
     def lower(self, p, inputs, out):
-        return ModuleCall("nn.MaxPool2d", (), _pool_kwargs(p, {"dilation": p.dilation} if p.dilation != 1 else {}))
+        return ModuleCall("nn.MaxPool2d", (), _max_pool_kwargs(p))
 
 
 @register
@@ -89,8 +102,7 @@ class AvgPool2d(_Pool):
     doc = "2-D average pooling."
 
     def lower(self, p, inputs, out):
-        extra = {} if p.count_include_pad else {"count_include_pad": False}
-        return ModuleCall("nn.AvgPool2d", (), _pool_kwargs(p, extra))
+        return ModuleCall("nn.AvgPool2d", (), _avg_pool_kwargs(p))
 
 
 class Pool1dParams(Params):
@@ -114,11 +126,7 @@ class _Pool1d(Op):
         expect_rank(x, 3, "[N, C, L]")
         s = p.stride if p.stride is not None else p.kernel
         d = getattr(p, "dilation", 1)
-        if min(p.kernel, s, d) < 1 or p.padding < 0:
-            raise RuleError("kernel, stride and dilation must be positive, and padding not negative")
-        if p.padding * 2 > p.kernel:
-            raise RuleError(f"padding {p.padding} is more than half the kernel {p.kernel}",
-                            hint="pooling padding may be at most kernel // 2")
+        _check_pool(p, (p.kernel,), (s,), (d,), (p.padding,))
         length, span = x.shape[2], d * (p.kernel - 1) + 1
         if isinstance(length, int) and span > length + 2 * p.padding:
             raise RuleError(f"pooling window {p.kernel} is longer than the padded input length "
@@ -138,7 +146,7 @@ class MaxPool1d(_Pool1d):
     doc = "1-D max pooling over [N, C, L]."
 
     def lower(self, p, inputs, out):
-        return ModuleCall("nn.MaxPool1d", (), _pool_kwargs(p, {"dilation": p.dilation} if p.dilation != 1 else {}))
+        return ModuleCall("nn.MaxPool1d", (), _max_pool_kwargs(p))
 
 
 @register
@@ -148,7 +156,7 @@ class AvgPool1d(_Pool1d):
     doc = "1-D average pooling over [N, C, L]."
 
     def lower(self, p, inputs, out):
-        return ModuleCall("nn.AvgPool1d", (), _pool_kwargs(p, {} if p.count_include_pad else {"count_include_pad": False}))
+        return ModuleCall("nn.AvgPool1d", (), _avg_pool_kwargs(p))
 
 
 class AdaptiveParams(Params):
