@@ -9,6 +9,24 @@ from ..errors import RuleError
 from .base import FunctionCall, ModuleCall, Op, Params, register
 from .rules import expect_rank, known
 
+# torch's eps for every normalisation here; left out of the generated code when it is kept.
+_TORCH_EPS = 1e-5
+
+
+def _eps_kwargs(p: Params) -> dict:
+    return {} if p.eps == _TORCH_EPS else {"eps": p.eps}
+
+
+class _PerChannelAffine(Op):
+    """A normalisation whose affine form learns one scale and one shift per channel (dim 1)."""
+    fresh_output = True
+
+    def count_params(self, p, inputs, out):
+        return 2 * inputs[0].shape[1] if p.affine else 0
+
+    def count_weights(self, p, inputs, out):
+        return inputs[0].shape[1] if p.affine else 0
+
 
 class BatchNormParams(Params):
     eps: float = Field(1e-5, description="added to the variance before its square root")
@@ -32,9 +50,7 @@ class BatchNorm2d(Op):
         return 2 * inputs[0].shape[1] if p.affine else 0
 
     def lower(self, p, inputs, out):
-        kwargs = {}
-        if p.eps != 1e-5:
-            kwargs["eps"] = p.eps
+        kwargs = _eps_kwargs(p)
         if p.momentum != 0.1:
             kwargs["momentum"] = p.momentum
         if not p.affine:
@@ -97,9 +113,7 @@ class LayerNorm(Op):
 
     def lower(self, p, inputs, out):
         shape = self._normalized(p, inputs[0])
-        kwargs = {}
-        if p.eps != 1e-5:
-            kwargs["eps"] = p.eps
+        kwargs = _eps_kwargs(p)
         if not p.affine:
             kwargs["elementwise_affine"] = False
         if not p.bias:
@@ -120,11 +134,10 @@ class GroupNormParams(Params):
 
 
 @register
-class GroupNorm(Op):
+class GroupNorm(_PerChannelAffine):
     name = "group_norm"
     Params = GroupNormParams
     doc = "Group normalisation of [N, C, ...] over groups of channels; num_channels is inferred."
-    fresh_output = True
 
     def infer(self, p, inputs):
         (x,) = inputs
@@ -135,14 +148,8 @@ class GroupNorm(Op):
             raise RuleError(f"groups={p.groups} must divide the channels ({c}) of input {x}")
         return x
 
-    def count_params(self, p, inputs, out):
-        return 2 * inputs[0].shape[1] if p.affine else 0
-
-    def count_weights(self, p, inputs, out):
-        return inputs[0].shape[1] if p.affine else 0
-
     def lower(self, p, inputs, out):
-        kwargs = {} if p.eps == 1e-5 else {"eps": p.eps}
+        kwargs = _eps_kwargs(p)
         if not p.affine:
             kwargs["affine"] = False
         return ModuleCall("nn.GroupNorm", (p.groups, inputs[0].shape[1]), kwargs)
@@ -154,11 +161,10 @@ class InstanceNormParams(Params):
 
 
 @register
-class InstanceNorm(Op):
+class InstanceNorm(_PerChannelAffine):
     name = "instance_norm"
     Params = InstanceNormParams
     doc = "Instance normalisation: each sample's each channel over its positions, [N, C, L] or [N, C, H, W]."
-    fresh_output = True
 
     def infer(self, p, inputs):
         (x,) = inputs
@@ -167,16 +173,10 @@ class InstanceNorm(Op):
         known(x.shape[1], "the channel count")
         return x
 
-    def count_params(self, p, inputs, out):
-        return 2 * inputs[0].shape[1] if p.affine else 0
-
-    def count_weights(self, p, inputs, out):
-        return inputs[0].shape[1] if p.affine else 0
-
     def lower(self, p, inputs, out):
         # Statistics of the sample itself, in training and eval alike
         # (torch's default track_running_stats=False).
-        kwargs = {} if p.eps == 1e-5 else {"eps": p.eps}
+        kwargs = _eps_kwargs(p)
         if p.affine:
             kwargs["affine"] = True
         cls = "nn.InstanceNorm1d" if len(inputs[0].shape) == 3 else "nn.InstanceNorm2d"
