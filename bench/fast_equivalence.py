@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import string
 import sys
 from pathlib import Path
 
@@ -24,8 +25,11 @@ from service.fast import FastOptions, GraphSpec  # noqa: E402
 from service.runtime import Runtime  # noqa: E402
 
 CPU = torch.device("cpu")
-NET = """name: net
-inputs: {image: {shape: [N, 3, 8, 8]}}
+
+# Convolutions with batch norms, a residual add and a classifier over square images of $size
+# pixels; the fast-mode tests (tests/service/test_fast*.py) build the same network from it.
+CONV_NET = string.Template("""name: net
+inputs: {image: {shape: [N, 3, $size, $size]}}
 nodes:
   conv1: {op: conv2d, out_channels: 8, kernel: 3, padding: 1, bias: false}
   bn1: {op: batchnorm2d}
@@ -36,7 +40,8 @@ nodes:
   pool: {op: global_avg_pool}
   fc: {op: linear, out_features: 5}
 outputs: {logits: fc}
-"""
+""")
+NET = CONV_NET.substitute(size=8)
 
 
 def with_statistics(model):

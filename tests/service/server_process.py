@@ -32,12 +32,37 @@ def netspec(*args: str, **kwargs) -> subprocess.CompletedProcess:
 
 
 @functools.cache
-def hostile():
-    """bench/hostile.py as a module: the tests share its specs and its fuzzer."""
-    spec = importlib.util.spec_from_file_location("hostile", ROOT / "bench" / "hostile.py")
+def bench_module(name: str):
+    """bench/<name>.py as a module: the tests share the benches' specs (and hostile.py's fuzzer)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "bench" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def hostile():
+    return bench_module("hostile")
+
+
+def conv_net_spec(image_size: int) -> str:
+    """bench/fast_equivalence.py's network of convolutions, batch norms and a residual add, over
+    images of image_size x image_size."""
+    return bench_module("fast_equivalence").CONV_NET.substitute(size=image_size)
+
+
+def spread_batch_norm_statistics(model, scales: bool = True):
+    """Give each BatchNorm2d running statistics (and with `scales`, scales) drawn from seed 0 instead of
+    torch's zeros and ones: statistics that a wrong fold of the norm would not survive."""
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    for m in model.module.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=g) * 0.3)
+            m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) + 0.5)
+            if scales:
+                m.weight.data.copy_(torch.rand(m.weight.shape, generator=g) + 0.5)
+    return model
 
 
 def write_spec_model(repository: Path, spec_text: str, name: str | None = None, **config) -> Path:

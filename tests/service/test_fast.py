@@ -16,7 +16,7 @@ import torch
 
 from compiler.api import compile_text
 from compiler.tools.artifact import CONFIG_FILE
-from server_process import write_spec_model
+from server_process import conv_net_spec, spread_batch_norm_statistics, write_spec_model
 from service.config import parse_config, read_config, settings_of
 from service.cuda_graphs import PaddedGraphs
 from service.errors import ConfigError
@@ -28,30 +28,11 @@ from service_fakes import make_model, run
 CPU = torch.device("cpu")
 
 # Convolutions with batch norms, a residual add and a classifier; 8x8 images.
-NET = """name: net
-inputs: {image: {shape: [N, 3, 8, 8]}}
-nodes:
-  conv1: {op: conv2d, out_channels: 8, kernel: 3, padding: 1, bias: false}
-  bn1: {op: batchnorm2d}
-  act1: {op: relu}
-  conv2: {op: conv2d, out_channels: 8, kernel: 3, padding: 1}
-  bn2: {op: batchnorm2d}
-  sum: {op: add, inputs: [act1, bn2]}
-  pool: {op: global_avg_pool}
-  fc: {op: linear, out_features: 5}
-outputs: {logits: fc}
-"""
+NET = conv_net_spec(8)
 
 
 def net():
-    model = compile_text(NET)
-    g = torch.Generator().manual_seed(0)
-    for m in model.module.modules():  # statistics that a wrong fold would not survive
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=g) * 0.3)
-            m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) + 0.5)
-            m.weight.data.copy_(torch.rand(m.weight.shape, generator=g) + 0.5)
-    return model
+    return spread_batch_norm_statistics(compile_text(NET))
 
 
 def images(n: int, seed: int = 0) -> torch.Tensor:

@@ -8,25 +8,12 @@ import contextlib
 
 import numpy as np
 import pytest
-import torch
 
 grpcclient = pytest.importorskip("tritonclient.grpc")
 
-from server_process import Server  # noqa: E402
+from server_process import Server, conv_net_spec, spread_batch_norm_statistics  # noqa: E402
 
-SPEC = """name: net
-inputs: {image: {shape: [N, 3, 16, 16]}}
-nodes:
-  conv1: {op: conv2d, out_channels: 8, kernel: 3, padding: 1, bias: false}
-  bn1: {op: batchnorm2d}
-  act1: {op: relu}
-  conv2: {op: conv2d, out_channels: 8, kernel: 3, padding: 1}
-  bn2: {op: batchnorm2d}
-  sum: {op: add, inputs: [act1, bn2]}
-  pool: {op: global_avg_pool}
-  fc: {op: linear, out_features: 5}
-outputs: {logits: fc}
-"""
+SPEC = conv_net_spec(16)
 
 
 @pytest.fixture(scope="module")
@@ -35,12 +22,7 @@ def server(tmp_path_factory):
     from compiler.tools.artifact import CONFIG_FILE, write_version
 
     root = tmp_path_factory.mktemp("fast") / "models"
-    model = compile_text(SPEC)
-    g = torch.Generator().manual_seed(0)
-    for m in model.module.modules():  # statistics that a wrong fold would not survive
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=g) * 0.3)
-            m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) + 0.5)
+    model = spread_batch_norm_statistics(compile_text(SPEC), scales=False)
     write_version(model, root, "plain")
     write_version(model, root, "fast", fast=True)  # as `netspec compile --fast`
     write_version(model, root, "fast_bf16", fast=True, precision="bf16")
