@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import os
 import subprocess
 import sys
@@ -183,33 +184,8 @@ async def measure(url: str, request, concurrency: int, duration_s: float, max_s:
         stubs = [pb_grpc.GRPCInferenceServiceStub(
                      await channels.enter_async_context(grpc.aio.insecure_channel(url, options=options)))
                  for _ in range(concurrency if own_connections else 1)]
-        latencies: list[float] = []
-        warm = asyncio.Barrier(concurrency + 1)
-        stop = asyncio.Event()
-
-        async def worker(stub):
-            await stub.ModelInfer(request)
-            await warm.wait()
-            while not stop.is_set():
-                sent = time.perf_counter()
-                await stub.ModelInfer(request)
-                if not stop.is_set():
-                    latencies.append(time.perf_counter() - sent)
-
-        workers = [asyncio.create_task(worker(stubs[k % len(stubs)])) for k in range(concurrency)]
-        await warm.wait()
-        start = time.perf_counter()
-        while (elapsed := time.perf_counter() - start) < max_s:
-            if elapsed >= duration_s and len(latencies) >= 2 * concurrency:
-                break
-            await asyncio.sleep(0.05)
-        count, elapsed = len(latencies), time.perf_counter() - start
-        stop.set()
-        await asyncio.gather(*workers)
-    lat = np.array(latencies[:count]) * 1e3
-    if count == 0:
-        return {"throughput": 0.0, "p50": float("nan"), "p99": float("nan")}
-    return {"throughput": count / elapsed, "p50": float(np.percentile(lat, 50)), "p99": float(np.percentile(lat, 99))}
+        calls = [functools.partial(stubs[k % len(stubs)].ModelInfer, request) for k in range(concurrency)]
+        return await _closed_loop(calls, duration_s, max_s)
 
 
 # --- main ---------------------------------------------------------------------------
