@@ -104,6 +104,14 @@ class Server:
         if expect_ready:
             self.wait_ready()
 
+    @contextlib.contextmanager
+    def client(self, **options):
+        """A tritonclient gRPC client of this server, closed on leaving."""
+        import tritonclient.grpc as grpcclient
+
+        with contextlib.closing(grpcclient.InferenceServerClient(self.url, **options)) as client:
+            yield client
+
     def wait_ready(self, timeout: float = STARTUP_TIMEOUT_S) -> str:
         deadline = time.monotonic() + timeout
         while self.url is None:

@@ -9,7 +9,6 @@ service/protos_gen.py); this file still imports nothing of the server.
 
 from __future__ import annotations
 
-import contextlib
 import queue
 import re
 import shutil
@@ -52,7 +51,7 @@ def server(repository):
 
 @pytest.fixture
 def client(server):
-    with contextlib.closing(grpcclient.InferenceServerClient(server.url)) as client:
+    with server.client() as client:
         yield client
 
 
@@ -239,7 +238,7 @@ def test_a_model_that_fails_to_load_is_unavailable_while_others_serve(repository
     (root / "damaged" / "1" / "weights.safetensors").write_bytes(b"not safetensors")
     server = Server(root, "--grace", "5")
     try:
-        with contextlib.closing(grpcclient.InferenceServerClient(server.url)) as client:
+        with server.client() as client:
             assert client.is_model_ready("lenet") and not client.is_model_ready("damaged")
             rows = {m.name: m for m in client.get_model_repository_index().models}
             assert rows["damaged"].state == "UNAVAILABLE" and rows["damaged"].reason

@@ -4,7 +4,6 @@ its precision; a model whose fast mode is wrong fails alone."""
 
 from __future__ import annotations
 
-import contextlib
 
 import numpy as np
 import pytest
@@ -42,7 +41,7 @@ def infer(client, model: str, images: np.ndarray) -> np.ndarray:
 
 def test_fast_mode_answers_as_the_plain_model(server):
     images = np.random.default_rng(0).standard_normal((3, 3, 16, 16)).astype(np.float32)
-    with contextlib.closing(grpcclient.InferenceServerClient(server.url)) as client:
+    with server.client() as client:
         plain = infer(client, "plain", images)
         fast = infer(client, "fast", images)
         fast_bf16 = infer(client, "fast_bf16", images)
@@ -58,7 +57,7 @@ def test_fast_mode_answers_as_the_plain_model(server):
 
 
 def test_a_wrong_fast_mode_fails_that_model_alone(server):
-    with contextlib.closing(grpcclient.InferenceServerClient(server.url)) as client:
+    with server.client() as client:
         index = {m["name"]: m for m in client.get_model_repository_index(as_json=True)["models"]}
         assert index["wrong"]["state"] == "UNAVAILABLE"
         assert "model 'wrong': optimization graph level is 3" in index["wrong"]["reason"]

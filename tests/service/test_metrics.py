@@ -56,7 +56,7 @@ def value(family, name: str, **labels) -> float:
 def test_counts_failures_and_histograms_agree_with_model_statistics(served):
     server, url = served
     rng = np.random.default_rng(0)
-    with contextlib.closing(grpcclient.InferenceServerClient(server.url)) as client:
+    with server.client() as client:
         sizes = [1, 3, 2, 4, 1]
         for n in sizes:
             x = grpcclient.InferInput("image", [n, 1, 28, 28], "FP32")

@@ -6,7 +6,6 @@ length past the position table with INVALID_ARGUMENT before running it."""
 
 from __future__ import annotations
 
-import contextlib
 
 import numpy as np
 import pytest
@@ -32,7 +31,7 @@ def repository(tmp_path_factory):
 @pytest.fixture(scope="module")
 def client(repository):
     server = Server(repository)
-    with contextlib.closing(grpcclient.InferenceServerClient(server.url)) as client:
+    with server.client() as client:
         yield client
     assert server.stop() == 0
 

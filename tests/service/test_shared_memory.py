@@ -60,7 +60,7 @@ def server(tmp_path_factory):
 
 @pytest.fixture
 def client(server):
-    with contextlib.closing(grpcclient.InferenceServerClient(server.url)) as client:
+    with server.client() as client:
         yield client
         client.unregister_system_shared_memory(headers=HEADERS)
 

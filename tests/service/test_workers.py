@@ -99,8 +99,7 @@ def test_requests_from_separate_connections_reach_both_workers(served):
     def infer(image: np.ndarray) -> np.ndarray:
         # A channel of its own, off gRPC's shared subchannel pool: a connection of its own,
         # which the kernel hands to one of the workers.
-        with contextlib.closing(grpcclient.InferenceServerClient(
-                server.url, channel_args=[("grpc.use_local_subchannel_pool", 1)])) as client:
+        with server.client(channel_args=[("grpc.use_local_subchannel_pool", 1)]) as client:
             x = grpcclient.InferInput("image", list(image.shape), "FP32")
             x.set_data_from_numpy(image)
             return client.infer("lenet", [x]).as_numpy("logits")
