@@ -13,7 +13,7 @@ from google.protobuf import text_format
 
 from compiler.api import compile_file
 from compiler.tools.export import ExportError, ExportSettings, export
-from compiler.tools.export.check import (TOLERANCE, calibrate, input_dependence, onnx_difference,
+from compiler.tools.export.check import (TOLERANCE, allowed_difference, calibrate, input_dependence, onnx_difference,
                                    torchscript_difference)
 from export_table import ROOT, selected, row_id, table, zoo
 from compiler.protocol.generated import model_config_pb2
@@ -50,9 +50,22 @@ def test_export_runs_as_the_compiled_module(tmp_path, fmt, row):
     folder = export(model, fmt, tmp_path, settings)
     difference = CHECKS[fmt](model, folder)
     print(f"{row_id(row)} {fmt}: max rel diff {difference:.2e}")
-    assert difference <= TOLERANCE
+    assert difference <= allowed_difference(model)
     config = read_config(tmp_path / "m" / "config.pbtxt")
     assert config.platform == PLATFORMS[fmt] and config.name == "m" and config.max_batch_size == 64
     assert [i.name for i in config.input] == list(model.inputs)
     names = [o.name for o in config.output]
     assert names == (list(model.outputs) if fmt == "onnx" else [f"{n}__{k}" for k, n in enumerate(model.outputs)])
+
+
+def test_the_allowed_difference_grows_with_the_module_s_own_float32_error(monkeypatch):
+    # LeNet rounds far below the fixed tolerance. A deep ResNet does not
+    # (ResNet-101 calibrated: 1.1e-4 from the same module in float64, and
+    # onnxruntime's 1.3e-4 from the float32 module is closer to float64 than
+    # float32 torch is): such a module is held to twice its own error.
+    from compiler.tools.export import check
+
+    lenet = compile_file(ROOT / "specs" / "lenet.yaml")
+    assert 0 < check.float32_error(lenet) < TOLERANCE / 10 and allowed_difference(lenet) == TOLERANCE
+    monkeypatch.setattr(check, "float32_error", lambda model, sizes=check.SIZES: 3e-4)
+    assert check.allowed_difference(lenet) == 6e-4
