@@ -31,15 +31,7 @@ def infer(graph: Graph) -> None:
         if any(src in failed for src in node.inputs):
             failed.add(node.name)
             continue
-        ins = graph.input_infos(node)
-        try:
-            _whole_values(node, ins)
-            node.out = _rule(node, ins)
-        except RuleError as e:
-            errors.add(_diagnostic(node, ins, e))
-            failed.add(node.name)
-        except SpecError as e:  # from the node's body
-            errors.extend(e.diagnostics)
+        if _value(node, graph.input_infos(node), errors) is None:
             failed.add(node.name)
     for out_name, src in graph.outputs.items():
         value = graph.tensor(src) if src not in failed else None
@@ -56,16 +48,22 @@ def node_value(node: Node, ins: list[TensorInfo], errors: Collector) -> TensorIn
     later, which the collector keeps once); None when there are any."""
     found = Collector()
     signature.check_node(node, found)
-    if not found.errors:
-        try:
-            _whole_values(node, ins)
-            node.out = _rule(node, ins)
-            return node.out
-        except RuleError as e:
-            found.add(_diagnostic(node, ins, e))
-        except SpecError as e:
-            found.extend(e.diagnostics)
+    value = _value(node, ins, found) if not found.errors else None
     errors.extend(found.errors)
+    return value
+
+
+def _value(node: Node, ins: list[TensorInfo], errors: Collector) -> TensorInfo | None:
+    """Set and return the node's value; None, its problems in `errors`, if
+    its rule refuses the inputs."""
+    try:
+        _whole_values(node, ins)
+        node.out = _rule(node, ins)
+        return node.out
+    except RuleError as e:
+        errors.add(_diagnostic(node, ins, e))
+    except SpecError as e:  # from the node's body
+        errors.extend(e.diagnostics)
     return None
 
 

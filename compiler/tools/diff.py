@@ -96,24 +96,23 @@ def _node_change(name: str, x: Node, y: Node) -> NodeChange | None:
     return None
 
 
-def _groups(only: dict[str, Node], graph: Graph) -> list[Group]:
-    """The nodes of one side only, as the outermost block instances they
-    fill wholly, and single nodes for the rest, in definition order."""
-    nodes = flatten(graph)
+def _groups(only: dict[str, Node], nodes: dict[str, Node], graph: Graph) -> list[Group]:
+    """The nodes of one side only (`only`, out of that side's `nodes`), as
+    the outermost block instances they fill wholly, and single nodes for
+    the rest, in definition order."""
     whole: dict[str, Group] = {}
     for instance in sorted(graph.instances.values(), key=lambda i: i.name.count(".")):
         if any(instance.name.startswith(w + ".") for w in whole):
             continue
-        members = [n for name, n in nodes.items() if name.startswith(instance.name + ".")]
-        if members and all(n.name in only for n in members):
-            whole[instance.name] = Group(instance.name, instance.block, members)
-    grouped = {n.name for g in whole.values() for n in g.nodes}
+        keys = [key for key in nodes if key.startswith(instance.name + ".")]
+        if keys and all(key in only for key in keys):
+            whole[instance.name] = Group(instance.name, instance.block, [nodes[key] for key in keys])
     groups, seen = [], set()
-    for name, node in only.items():
-        owner = next((w for w in whole if name.startswith(w + ".")), None)
-        if owner is None and name not in grouped:
-            groups.append(Group(name, None, [node]))
-        elif owner is not None and owner not in seen:
+    for key, node in only.items():
+        owner = next((w for w in whole if key.startswith(w + ".")), None)
+        if owner is None:
+            groups.append(Group(key, None, [node]))
+        elif owner not in seen:
             seen.add(owner)
             groups.append(whole[owner])
     return groups
@@ -136,8 +135,8 @@ def diff(a: Graph, b: Graph) -> GraphDiff:
         a, b,
         inputs=_io(a.inputs, b.inputs),
         outputs=_io({k: a.tensor(v) for k, v in a.outputs.items()}, {k: b.tensor(v) for k, v in b.outputs.items()}),
-        added=_groups({k: v for k, v in nb.items() if k not in na}, b),
-        removed=_groups({k: v for k, v in na.items() if k not in nb}, a),
+        added=_groups({k: v for k, v in nb.items() if k not in na}, nb, b),
+        removed=_groups({k: v for k, v in na.items() if k not in nb}, na, a),
         changed=changed,
     )
 

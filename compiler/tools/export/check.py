@@ -125,6 +125,16 @@ def allowed_difference(model, sizes=SIZES) -> float:
     return max(TOLERANCE, 2 * float32_error(model, sizes))
 
 
+def accepts(model, difference: float) -> tuple[bool, float]:
+    """Whether `difference` is within what is allowed, and what is: the
+    module's float64 run (a copy, and seconds for a deep network) only for a
+    difference past TOLERANCE."""
+    if difference <= TOLERANCE:
+        return True, TOLERANCE
+    allowed = allowed_difference(model)
+    return difference <= allowed, allowed
+
+
 def torchscript_difference(model, folder: Path, sizes=SIZES) -> float:
     """The worst relative difference of torch.jit.load(folder/model.pt)."""
     with warnings.catch_warnings():
