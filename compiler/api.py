@@ -15,7 +15,7 @@ from .errors import Collector, Diagnostic, ResourceError, SpecError
 from .frontend import expand, load_file, load_text, validate
 from .frontend.load import Map
 from .ir import Graph, TensorInfo, walk
-from .passes import bounds, costs, shapes, signature, structure
+from .passes import bounds, costs, multiples, shapes, signature, structure
 
 if TYPE_CHECKING:
     import torch
@@ -54,6 +54,13 @@ def dim_bounds(graph: Graph) -> dict[str, bounds.Bound]:
     dim that the graph limits (T <= 64 where a 64-row position table is
     narrowed to T).  A server refuses longer requests before running them."""
     return bounds.collect(graph)
+
+
+def dim_multiples(graph: Graph) -> dict[str, multiples.Multiple]:
+    """{symbol: Multiple(of, node)}: what each symbolic dim must be a multiple
+    of for every size in the graph to be whole (H a multiple of 32 where five
+    stride-2 stages make it H/32).  A server refuses other sizes before running them."""
+    return multiples.collect(graph)
 
 
 def fix_dims(graph: Graph, sizes: dict[str, int]) -> None:
@@ -153,4 +160,4 @@ def compile_text(text: str, variant: str | None = None, seed: int | None = 0, fi
 
 
 __all__ = ["Model", "ResourceError", "SpecError", "analyze_file", "analyze_text", "compile_file", "compile_text", "build",
-           "dim_bounds", "fix_dims", "fold_batch_norm", "vocabularies", "warm_up"]
+           "dim_bounds", "dim_multiples", "fix_dims", "fold_batch_norm", "vocabularies", "warm_up"]

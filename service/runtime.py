@@ -40,14 +40,19 @@ class TensorSpec:
     # (dimension, symbol, largest size, the node that limits it) for symbolic
     # dims the model bounds: a sequence no longer than its position table.
     limits: tuple[tuple[int, str, int, str], ...] = ()
+    # (dimension, symbol, k, where the model needs it) for symbolic dims the
+    # model divides: an image height that five stride-2 stages make H/32.
+    multiples: tuple[tuple[int, str, int, str], ...] = ()
 
     @classmethod
-    def from_info(cls, name: str, info, bounds: dict | None = None) -> TensorSpec:
+    def from_info(cls, name: str, info, bounds: dict | None = None, multiples: dict | None = None) -> TensorSpec:
         shape = tuple(d if isinstance(d, int) else -1 for d in info.shape)
         batched = bool(info.shape) and info.shape[0] == "N"
-        bounds = bounds or {}
+        bounds, multiples = bounds or {}, multiples or {}
         limits = tuple((k, d, bounds[d].size, bounds[d].node) for k, d in enumerate(info.shape) if d in bounds)
-        return cls(name, datatypes.from_name(info.dtype), shape, batched, limits)
+        steps = tuple((k, d, multiples[d].of, f"the size is {multiples[d].size} at its node '{multiples[d].node}'")
+                      for k, d in enumerate(info.shape) if d in multiples)
+        return cls(name, datatypes.from_name(info.dtype), shape, batched, limits, steps)
 
     def check_shape(self, shape: tuple[int, ...]) -> None:
         ok = len(shape) == len(self.shape) and all(e in (-1, g) for e, g in zip(self.shape, shape))
@@ -59,6 +64,10 @@ class TensorSpec:
             if shape[k] > largest:
                 raise InvalidInput(f"input '{self.name}': dimension {k} ({symbol}) is {shape[k]}, but the model "
                                    f"serves {symbol} up to {largest} (set by its node '{node}')")
+        for k, symbol, of, where in self.multiples:
+            if shape[k] % of or shape[k] == 0:
+                raise InvalidInput(f"input '{self.name}': dimension {k} ({symbol}) is {shape[k]}, but the model "
+                                   f"needs {symbol} to be a positive multiple of {of} ({where})")
 
 
 def _shape(shape: tuple[int, ...]) -> str:
@@ -98,7 +107,8 @@ class Runtime:
         self.precision = precision
         self.max_batch_size = max_batch_size
         bounds = api.dim_bounds(model.graph)  # a sequence no longer than the model's position table
-        self.inputs = [TensorSpec.from_info(n, i, bounds) for n, i in model.inputs.items()]
+        steps = api.dim_multiples(model.graph)  # an image size the model's strides divide
+        self.inputs = [TensorSpec.from_info(n, i, bounds, steps) for n, i in model.inputs.items()]
         self.outputs = [TensorSpec.from_info(n, i) for n, i in model.outputs.items()]
         self.input_index = {s.name: k for k, s in enumerate(self.inputs)}
         self.output_index = {s.name: k for k, s in enumerate(self.outputs)}

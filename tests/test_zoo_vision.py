@@ -109,7 +109,7 @@ class UNet(nn.Module):
 
 
 def test_unet_equals_the_hand_written_module():
-    model = edit_spec(SPECS / "unet.yaml", None, ("size: 128 ", "size: 32 "))
+    model = edit_spec(SPECS / "unet.yaml", None, ("height: 128 ", "height: 32 "), ("width: 128", "width: 32"))
     reference = UNet().eval()
     assert total_params(model.graph) == sum(p.numel() for p in reference.parameters()) == 31_030_658
     assert copy_weights(reference, model.module.eval()) == "order"
@@ -123,7 +123,7 @@ def test_unet_equals_the_hand_written_module():
 # docs/vision.md: | `spec` | `variant` or - | lines | CxHxW | params | multiply-adds M | reference | diff |
 DOC_ROW = re.compile(r"^\| `(\w+)` \| (?:`(\w+)`|-) \| (\d+) \| (\d+)x(\d+)x(\d+) \| ([\d,]+) \| ([\d,.]+)M \| ")
 DOCUMENTED = [("vit", "b_16"), ("vit", "b_32"), ("convnext", "tiny"), ("convnext", "small"), ("convnext", "base"),
-              ("unet", None)]
+              ("unet", "128")]
 
 
 def doc_rows() -> list[tuple]:

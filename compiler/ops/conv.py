@@ -105,7 +105,13 @@ class Conv2d(_Conv):
         pad = conv_padding(p, k)
         hw = []
         for i, axis in enumerate(("height", "width")):
-            size = known(x.shape[2 + i], f"the input {axis}")
+            size = x.shape[2 + i]
+            if p.padding == "same":
+                hw.append(size)
+                continue
+            if not isinstance(size, int):  # H, H/2: a window that keeps or divides it
+                hw.append(window_length(size, k[i], s[i], pad[i], d[i], what=axis))
+                continue
             span = d[i] * (k[i] - 1) + 1
             if span > size + 2 * pad[i]:
                 raise RuleError(
@@ -113,7 +119,7 @@ class Conv2d(_Conv):
                     + (f" (dilation {d[i]}: spans {span})" if d[i] > 1 else "")
                     + f" is larger than the padded input {axis} {size + 2 * pad[i]} (input {x})",
                     hint="use a smaller kernel, add padding, or remove a pooling layer before this one")
-            hw.append(window_out(size, k[i], s[i], pad[i], d[i]) if p.padding != "same" else size)
+            hw.append(window_out(size, k[i], s[i], pad[i], d[i]))
         return TensorInfo((x.shape[0], p.out_channels, *hw), x.dtype)
 
     def kernel_volume(self, p):

@@ -47,7 +47,10 @@ def _pool_infer(p, x: TensorInfo) -> TensorInfo:
     _check_pool(p, k, s, d, pad)
     hw = []
     for i, axis in enumerate(("height", "width")):
-        size = known(x.shape[2 + i], f"the input {axis}")
+        size = x.shape[2 + i]
+        if not isinstance(size, int):  # H, H/2: a window that keeps or divides it
+            hw.append(window_length(size, k[i], s[i], pad[i], d[i], p.ceil_mode, what=axis))
+            continue
         span = d[i] * (k[i] - 1) + 1
         if span > size + 2 * pad[i]:
             raise RuleError(f"pooling window {k[0]}x{k[1]} is larger than the padded input {axis} "

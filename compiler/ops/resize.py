@@ -2,12 +2,13 @@
 pixel shuffle (decoders, U-Nets, FPNs)."""
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import Literal
 
 from pydantic import Field
 
 from ..errors import RuleError
-from ..ir import TensorInfo
+from ..ir import TensorInfo, dims
 from .base import FunctionCall, ModuleCall, Op, Params, register
 from .conv import IntPair, check_groups, conv_kwargs
 from .rules import expect_rank, known, pair, per_sample, window_label
@@ -42,7 +43,10 @@ class ConvTranspose2d(Op):
             raise RuleError(f"output_padding {p.output_padding} must be smaller than the stride {p.stride}")
         hw = []
         for i, name in enumerate(("height", "width")):
-            size = (known(x.shape[2 + i], f"the input {name}") - 1) * s[i] - 2 * pad[i] + k[i] + op[i]
+            if not isinstance(x.shape[2 + i], int):
+                hw.append(_spread(x.shape[2 + i], s[i], k[i] - s[i] - 2 * pad[i] + op[i], name))
+                continue
+            size = (x.shape[2 + i] - 1) * s[i] - 2 * pad[i] + k[i] + op[i]
             if size < 1:
                 raise RuleError(f"padding {p.padding} leaves no output {name} for input {x}")
             hw.append(size)
@@ -66,6 +70,30 @@ class ConvTranspose2d(Op):
 
     def label(self, p):
         return f"{window_label('up-conv', p.kernel, None)} x{p.stride} {p.out_channels}"
+
+
+def _scaled_by(size: str, factor: float) -> str:
+    """A symbolic size times a whole factor (2) or one over a whole factor (0.5)."""
+    exact = Fraction(factor).limit_denominator(1000)
+    if float(exact) == factor and 1 in (exact.numerator, exact.denominator):
+        scaled = dims.scale(size, exact)
+        if scaled is not None:
+            return scaled
+        raise RuleError(f"cannot scale the symbolic size '{size}'",
+                        hint="only a symbol or a multiple of one (H, H/2, 2*H) can be scaled; declare a known size")
+    raise RuleError(f"scale {factor:g} of the symbolic size '{size}' is not whole: the output size would depend "
+                    f"on rounding", hint="scale symbolic sizes by a whole number (2) or one over it (0.5)")
+
+
+def _spread(size: str, stride: int, offset: int, name: str) -> str:
+    """A transposed convolution over a symbolic size L: L * stride + offset, accepted where offset is 0
+    (kernel = stride, no padding: U-Net's 2x2/2 up-convolution)."""
+    if offset:
+        raise RuleError(f"a transposed convolution over the symbolic {name} '{size}' gives "
+                        f"{size}*{stride} {'+' if offset > 0 else '-'} {abs(offset)}, no multiple of it",
+                        hint="choose kernel - 2 * padding + output_padding = stride (kernel 2, stride 2, no "
+                             "padding), or declare a known size")
+    return _scaled_by(size, stride)
 
 
 class UpsampleParams(Params):
@@ -93,8 +121,8 @@ class Upsample(Op):
         else:
             if p.scale <= 0:
                 raise RuleError(f"scale must be positive, got {p.scale}")
-            hw = tuple(int(known(d, "the input size") * p.scale) for d in x.shape[2:])
-        if min(hw) < 1:
+            hw = tuple(int(d * p.scale) if isinstance(d, int) else _scaled_by(d, p.scale) for d in x.shape[2:])
+        if min((d for d in hw if isinstance(d, int)), default=1) < 1:
             raise RuleError(f"the output size {list(hw)} must be positive")
         return TensorInfo((*x.shape[:2], *hw), x.dtype)
 
@@ -126,8 +154,8 @@ class PixelShuffle(Op):
         c, r = known(x.shape[1], "the channel count"), p.factor
         if r < 1 or c % (r * r):
             raise RuleError(f"the channels ({c}) of input {x} must divide by factor^2 = {r * r}")
-        return TensorInfo((x.shape[0], c // (r * r), *(d * r if isinstance(d, int) else d for d in x.shape[2:])),
-                          x.dtype)
+        return TensorInfo((x.shape[0], c // (r * r), *(d * r if isinstance(d, int) else _scaled_by(d, r)
+                                                        for d in x.shape[2:])), x.dtype)
 
     def lower(self, p, inputs, out):
         return FunctionCall("F.pixel_shuffle", (p.factor,))

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 from ..errors import RuleError
-from ..ir import Shape, TensorInfo
+from ..ir import Shape, TensorInfo, dims
 
 
 def pair(v: int | list | tuple) -> tuple[int, int]:
@@ -55,15 +56,31 @@ def window_out(size: int, kernel: int, stride: int, pad: int, dilation: int = 1,
 def window_length(size, kernel: int, stride: int, pad: int, dilation: int = 1, ceil_mode: bool = False,
                   what: str = "length"):
     """The output length of a 1-D sliding window over `size`, a number or a
-    symbol (T).  A symbol stays itself only where the window keeps the length
-    (stride 1, padding (kernel - 1) * dilation / 2 on each side): any other
-    length would be an expression of T, which a shape cannot hold."""
+    symbol.  Over a symbolic size L that is a multiple of the stride, the
+    output is L/stride + e for an offset e that depends on the window alone;
+    the window is accepted where e is 0 (stride 1 with padding (kernel - 1) / 2
+    keeps L; 3x3/2 with padding 1, or 2x2/2, halves it), and the output is then
+    the scaled symbol (T, H/2, 3*W/4: compiler/ir/dims.py).  Any other window
+    would give L/stride + e, which a shape cannot hold."""
     if isinstance(size, int):
         return window_out(size, kernel, stride, pad, dilation, ceil_mode)
-    if stride == 1 and 2 * pad == dilation * (kernel - 1):
-        return size
-    raise RuleError(f"a window of {kernel} (stride {stride}, padding {pad}) changes the symbolic {what} '{size}'",
-                    hint="keep the length (stride 1, padding (kernel - 1) // 2), or declare a known size")
+    # e is the same for every multiple of the stride: read it at a large one
+    probe = 1_000_000 * stride
+    offset = window_out(probe, kernel, stride, pad, dilation, ceil_mode) - probe // stride
+    if offset == 0:
+        if stride == 1:
+            return size
+        out = dims.scale(size, Fraction(1, stride))
+        if out is not None:
+            return out
+        raise RuleError(f"a window of stride {stride} cannot divide the symbolic {what} '{size}'",
+                        hint="only a symbol or a multiple of one (H, H/2, 2*H) can be divided; declare a known size")
+    raise RuleError(f"a window of {kernel} (stride {stride}, padding {pad}) over the symbolic {what} '{size}' "
+                    f"gives no multiple of it ({size}/{stride} {'+' if offset > 0 else '-'} {abs(offset)})"
+                    if stride > 1 else
+                    f"a window of {kernel} (stride {stride}, padding {pad}) changes the symbolic {what} '{size}'",
+                    hint=f"pad by {(dilation * (kernel - 1)) // 2} to keep the size (or to divide it by the stride), "
+                         "or declare a known size")
 
 
 def window_label(name: str, kernel, stride) -> str:

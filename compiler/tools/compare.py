@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..api import Model
+from ..api import Model, dim_multiples
 from ..errors import Diagnostic, SpecError
 
 
@@ -98,9 +98,11 @@ def _in_order_of(theirs: dict, mine: dict) -> dict:
 
 def sample_inputs(model: Model, batch: int = 2, seed: int = 0) -> list[torch.Tensor]:
     gen = torch.Generator().manual_seed(seed)
+    steps = {symbol: m.of for symbol, m in dim_multiples(model.graph).items()}
     tensors = []
     for info in model.inputs.values():
-        shape = [batch if d == "N" else 7 if isinstance(d, str) else d for d in info.shape]
+        # a symbolic size the model divides (H / 32) takes 7 of its multiple
+        shape = [batch if d == "N" else 7 * steps.get(d, 1) if isinstance(d, str) else d for d in info.shape]
         dtype = getattr(torch, info.dtype)
         if dtype.is_floating_point:
             tensors.append(torch.randn(shape, generator=gen).to(dtype))

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from ...api import dim_multiples
 from .common import ExportError, ExportSettings, symbolic_dims, version_folder
 from .config import model_config, write_config
 from .inputs import example_inputs
@@ -60,10 +61,18 @@ def _what(model) -> str:
 
 
 def _dynamic_shapes(model, module) -> dict:
-    """{forward argument: {axis: Dim}}, one Dim per symbol (inputs sharing N share it)."""
+    """{forward argument: {axis: Dim}}, one Dim per symbol (inputs sharing N share it); a
+    symbol the model divides (H a multiple of 32) is that multiple of a Dim of its own."""
+    steps = {symbol: m.of for symbol, m in dim_multiples(model.graph).items()}
     dims: dict[str, torch.export.Dim] = {}
-    per_input = [{axis: dims.setdefault(symbol, torch.export.Dim(symbol, min=1)) for axis, symbol in axes.items()}
-                 for axes in symbolic_dims(model).values()]
+
+    def dim(symbol: str):
+        if symbol not in dims:
+            k = steps.get(symbol, 1)
+            dims[symbol] = torch.export.Dim(symbol, min=1) if k == 1 else k * torch.export.Dim(f"{symbol}_{k}", min=1)
+        return dims[symbol]
+
+    per_input = [{axis: dim(symbol) for axis, symbol in axes.items()} for axes in symbolic_dims(model).values()]
     return dict(zip(_forward_arguments(module), per_input))
 
 
