@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from ..errors import EXPECTED, Collector, describe
 from .load import Map, locate
+from .reserved import why_reserved
 from .schema import NAME_PATTERN, NODE_KEYS, BlockSpec, InputSpec, SpecFile, keys_of
 
 _FIELDS = {
@@ -49,6 +50,9 @@ def _check_names(tree: Map, errors: Collector) -> None:
             if not isinstance(key, str) or not re.match(NAME_PATTERN, key):
                 errors.error(f"invalid {what} name {key!r}", loc=mapping.key_locs.get(key),
                              hint="names start with a letter or '_' and hold letters, digits and '_'")
+            elif what in ("node", "input") and (why := why_reserved(key, what)):
+                errors.error(f"{what} name '{key}' {why}", loc=mapping.key_locs.get(key),
+                             hint=f"rename the {what}: a name that says what it does, or '{key}_'")
     check(tree.get("inputs"), "input")
     check(tree.get("nodes"), "node")
     check(tree.get("blocks"), "block")
