@@ -222,3 +222,13 @@ def test_an_onnx_export_keeps_height_and_width_dynamic(tmp_path):
     assert dims_of_input[1] == 3 and all(isinstance(d, str) for d in dims_of_input[2:]), dims_of_input
     # at H, W = 3 * 4 and 7 * 4 (the sizes the check tries, times the multiple of 4 the strides need)
     assert onnx_difference(model, folder) < 1e-5
+
+
+def test_halves_joined_along_a_symbolic_size_make_it_whole_again():
+    spec = _image_spec(
+        "  a: {op: max_pool2d, in: x, kernel: 2}\n"
+        "  b: {op: avg_pool2d, in: x, kernel: 2}\n"
+        "  y: {op: concat, in: [a, b], dim: 2}\n")
+    model = compile_text(spec)
+    assert model.graph.nodes["y"].out.shape == ("N", 3, "H", "W/2")
+    assert model.module(torch.randn(1, 3, 8, 6)).shape == (1, 3, 8, 3)

@@ -7,7 +7,7 @@ from typing import ClassVar
 from pydantic import Field
 
 from ..errors import RuleError
-from ..ir import Shape, TensorInfo
+from ..ir import Shape, TensorInfo, dims
 from .base import FunctionCall, Op, Params, register
 from .rules import per_sample
 
@@ -147,6 +147,9 @@ def _joined_size(sizes: list) -> int | str:
     fixed = sum(d for d in sizes if isinstance(d, int))
     if not symbols:
         return fixed
+    scaled = [dims.parse(d) for d in symbols]
+    if not fixed and None not in scaled and len({symbol for symbol, _ in scaled}) == 1:
+        return dims.spell(scaled[0][0], sum(factor for _, factor in scaled))  # H/2 beside H/2: H
     return "+".join(symbols) + (f"+{fixed}" if fixed else "")
 
 
