@@ -125,7 +125,7 @@ def test_decoder_ops_scale_a_symbolic_size_and_run_as_torch_does():
     ("{op: conv2d, out_channels: 4, kernel: 3}",
      "a window of 3 (stride 1, padding 0) changes the symbolic height 'H'"),
     ("{op: conv_transpose2d, out_channels: 4, kernel: 3, stride: 2}",
-     "a transposed convolution over the symbolic height 'H' gives H*2 + 1, no multiple of it"),
+     "a transposed convolution over the symbolic height 'H' gives 2*H + 1, no multiple of it"),
     ("{op: upsample, scale: 1.5}",
      "scale 1.5 of the symbolic size 'H' is not whole: the output size would depend on rounding"),
 ])

@@ -90,7 +90,8 @@ def _spread(size: str, stride: int, offset: int, name: str) -> str:
     (kernel = stride, no padding: U-Net's 2x2/2 up-convolution)."""
     if offset:
         raise RuleError(f"a transposed convolution over the symbolic {name} '{size}' gives "
-                        f"{size}*{stride} {'+' if offset > 0 else '-'} {abs(offset)}, no multiple of it",
+                        f"{dims.scale(size, Fraction(stride)) or f'{stride}*({size})'} {'+' if offset > 0 else '-'} {abs(offset)}, "
+                        "no multiple of it",
                         hint="choose kernel - 2 * padding + output_padding = stride (kernel 2, stride 2, no "
                              "padding), or declare a known size")
     return _scaled_by(size, stride)
