@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import traceback
+import types
 from pathlib import Path
 
 from .errors import InternalError, ResourceError, UserError
@@ -73,27 +75,72 @@ def dim_sizes(text: str) -> dict[str, int]:
     return sizes
 
 
-def _parser(plugins: bool = True) -> tuple[argparse.ArgumentParser, list[str]]:
+def _parser(plugins: bool = True, only: str | None = None) -> tuple[argparse.ArgumentParser, list[str]]:
     """The parser, and the problems met loading other packages' commands
-    (not loaded when `plugins` is false)."""
+    (not loaded when `plugins` is false).  With `only`, the name of one of
+    the compiler's commands, the other commands are named (for the list of
+    choices and `--help`) without their arguments: adding every command's
+    arguments costs more than parsing the command line does."""
     parser = argparse.ArgumentParser(
         prog="netspec", description="Compile declarative YAML network specs into PyTorch and serve them.",
         epilog="Run 'netspec COMMAND --help' for a command's options and an example.")
     parser.add_argument("--debug", action="store_true", help="print the traceback of an internal error")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    def command(name: str, help: str, func, description: str | None = None) -> argparse.ArgumentParser:
+    def command(name: str, help: str, func, arguments, description: str | None = None) -> None:
         p = sub.add_parser(name, help=help, description=description or help, epilog=f"example:\n  {EXAMPLES[name]}",
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         p.set_defaults(func=func)
-        return p
+        if arguments is not None and only in (None, name):
+            arguments(p)
 
-    p = command("check", "Validate a spec; print its inputs and outputs with shapes.", cmd_check)
+    command("check", "Validate a spec; print its inputs and outputs with shapes.", cmd_check, _check_arguments)
+    command("summary", "Per-layer output shapes, parameters and multiply-adds.", cmd_summary, _summary_arguments)
+    command("compile", "Compile specs into a Triton-style model repository.", cmd_compile, _compile_arguments)
+    command("verify", "Compare a spec with a reference implementation on the same weights.", cmd_verify,
+            _verify_arguments)
+    command("graph", "Draw a spec's graph with Graphviz (.dot, .svg or .png).", cmd_graph, _graph_arguments,
+            "Draw a spec's graph with Graphviz: block instances as clusters, edges labelled "
+            "with shapes. .svg and .png need the 'dot' program (Debian package graphviz).")
+    command("export", "Write a spec as a Triton Python-backend model, ONNX or TorchScript.", cmd_export,
+            _export_arguments,
+            "Compile a spec and write it into a Triton model repository in a format that Triton "
+            "(or ONNX Runtime) loads without netspec.")
+    command("diff", "The semantic difference of two specs after expansion.", cmd_diff, _diff_arguments,
+            "Compare two specs (or two variants of one) after expansion: nodes added and removed (whole "
+            "block instances as one line), nodes whose op, parameters, inputs or output shape changed, "
+            "and the parameter and multiply-add deltas per node and in total. Not a text diff.")
+    command("ops", "List the ops a spec can use.", cmd_ops, None)
+    command("schema", "Print the JSON Schema of the spec language (for editors).", cmd_schema, _schema_arguments,
+            "Print the JSON Schema (draft 2020-12) of the spec language, generated from the spec's models "
+            "and every op's parameters.")
+    command("lsp", "Run the language server on stdin and stdout (for editors).", cmd_lsp, _lsp_arguments,
+            "Run netspec's language server over stdio: diagnostics as you type, hover with output shapes, "
+            "parameters and multiply-adds, go to definition, completion and shape hints. The variant shown is "
+            "the client's 'netspec.variant' setting. Set-up for VS Code and Neovim: docs/editor.md.")
+
+    problems = []
+    if not plugins:
+        return parser, problems
+    from importlib.metadata import entry_points  # its import alone is a tenth of a `check`
+    for plugin in entry_points(group=PLUGINS):
+        try:
+            add_commands = plugin.load()
+        except ImportError as e:  # said on every run, so a broken install never hides a command
+            problems.append(f"netspec: the commands of '{plugin.name}' ({plugin.value}) cannot be loaded: "
+                            f"{type(e).__name__}: {e}")
+            continue
+        add_commands(sub)
+    return parser, problems
+
+
+def _check_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("spec", type=Path)
     p.add_argument("--variant")
     p.add_argument("--outputs", type=output_names, help=OUTPUTS_HELP)
 
-    p = command("summary", "Per-layer output shapes, parameters and multiply-adds.", cmd_summary)
+
+def _summary_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("spec", type=Path)
     p.add_argument("--variant")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -108,7 +155,8 @@ def _parser(plugins: bool = True) -> tuple[argparse.ArgumentParser, list[str]]:
                    help="count at these sizes of symbolic input dims, e.g. 'T=128' (default: a symbolic "
                         "length counts one position)")
 
-    p = command("compile", "Compile specs into a Triton-style model repository.", cmd_compile)
+
+def _compile_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("specs", type=Path, nargs="+", help="spec files, or folders of them (every variant)")
     p.add_argument("--variant", help="the variant to compile (one spec only; default: the spec's default)")
     p.add_argument("--repository", type=Path, required=True, help="the repository folder to write into")
@@ -129,7 +177,8 @@ def _parser(plugins: bool = True) -> tuple[argparse.ArgumentParser, list[str]]:
     shown.add_argument("--verbose", action="store_true", help="print each model's per-layer summary too")
     shown.add_argument("--quiet", action="store_true", help="print nothing but warnings and errors")
 
-    p = command("verify", "Compare a spec with a reference implementation on the same weights.", cmd_verify)
+
+def _verify_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("spec", type=Path)
     p.add_argument("--variant")
     p.add_argument("--against", required=True, help="torchvision:NAME, timm:NAME, torch.nn:LSTM|GRU|RNN or "
@@ -138,12 +187,8 @@ def _parser(plugins: bool = True) -> tuple[argparse.ArgumentParser, list[str]]:
     p.add_argument("--tolerance", type=float, default=1e-5, help="largest relative difference accepted")
     p.add_argument("--json", action="store_true")
 
-    p = sub.add_parser(
-        "graph", help="Draw a spec's graph with Graphviz (.dot, .svg or .png).",
-        description="Draw a spec's graph with Graphviz: block instances as clusters, edges labelled "
-                    "with shapes. .svg and .png need the 'dot' program (Debian package graphviz).",
-        epilog=f"example:\n  {EXAMPLES['graph']}", formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.set_defaults(func=cmd_graph)
+
+def _graph_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("spec", type=Path)
     p.add_argument("--variant")
     p.add_argument("--outputs", type=output_names, help=OUTPUTS_HELP)
@@ -152,10 +197,9 @@ def _parser(plugins: bool = True) -> tuple[argparse.ArgumentParser, list[str]]:
                         "(0: every top-level instance is one box; default: all open)")
     p.add_argument("-o", "--output", type=Path, required=True, help="the file to write: .dot, .svg or .png")
 
+
+def _export_arguments(p: argparse.ArgumentParser) -> None:
     from .tools.export import FORMATS as export_formats  # torch-free, as every module the parser reads
-    p = command("export", "Write a spec as a Triton Python-backend model, ONNX or TorchScript.", cmd_export,
-                "Compile a spec and write it into a Triton model repository in a format that Triton "
-                "(or ONNX Runtime) loads without netspec.")
     p.add_argument("spec", type=Path)
     p.add_argument("--variant")
     p.add_argument("--format", required=True, choices=export_formats,
@@ -179,10 +223,8 @@ def _parser(plugins: bool = True) -> tuple[argparse.ArgumentParser, list[str]]:
                         "compare with the compiled module; exit 1 above a relative difference of 1e-4 (or of twice "
                         "the module's own float32 error, measured against float64, where that is larger)")
 
-    p = command("diff", "The semantic difference of two specs after expansion.", cmd_diff,
-                "Compare two specs (or two variants of one) after expansion: nodes added and removed (whole "
-                "block instances as one line), nodes whose op, parameters, inputs or output shape changed, "
-                "and the parameter and multiply-add deltas per node and in total. Not a text diff.")
+
+def _diff_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("spec_a", type=Path, metavar="A.yaml")
     p.add_argument("spec_b", type=Path, metavar="B.yaml")
     p.add_argument("--variant", help="the variant of A (and of B, unless --variant-b)")
@@ -190,35 +232,16 @@ def _parser(plugins: bool = True) -> tuple[argparse.ArgumentParser, list[str]]:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--exit-code", action="store_true", help="exit 1 when the specs differ, as git diff --exit-code")
 
-    command("ops", "List the ops a spec can use.", cmd_ops)
 
-    p = command("schema", "Print the JSON Schema of the spec language (for editors).", cmd_schema,
-                "Print the JSON Schema (draft 2020-12) of the spec language, generated from the spec's models "
-                "and every op's parameters.")
+def _schema_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", type=Path, help="write it to this file instead")
     p.add_argument("--check", action="store_true",
                    help="with -o: exit 1 if the file differs from what would be written")
 
-    p = command("lsp", "Run the language server on stdin and stdout (for editors).", cmd_lsp,
-                "Run netspec's language server over stdio: diagnostics as you type, hover with output shapes, "
-                "parameters and multiply-adds, go to definition, completion and shape hints. The variant shown is "
-                "the client's 'netspec.variant' setting. Set-up for VS Code and Neovim: docs/editor.md.")
+
+def _lsp_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stdio", action="store_true",
                    help="accepted for clients that add it (stdin and stdout are the only transport)")
-
-    problems = []
-    if not plugins:
-        return parser, problems
-    from importlib.metadata import entry_points  # its import alone is a tenth of a `check`
-    for plugin in entry_points(group=PLUGINS):
-        try:
-            add_commands = plugin.load()
-        except ImportError as e:  # said on every run, so a broken install never hides a command
-            problems.append(f"netspec: the commands of '{plugin.name}' ({plugin.value}) cannot be loaded: "
-                            f"{type(e).__name__}: {e}")
-            continue
-        add_commands(sub)
-    return parser, problems
 
 
 def _print_warnings(graph) -> None:
@@ -441,18 +464,41 @@ def cmd_lsp(args) -> int:
     return 0
 
 
-def _own_command(argv: list[str]) -> bool:
-    """Whether the command line names one of the compiler's own commands:
+def _own_command(argv: list[str]) -> str | None:
+    """The compiler's own command the command line names, if it names one:
     then other packages' commands are not looked up, since scanning the
     installed packages' entry points and importing their command modules
     costs more than a whole `netspec check`."""
     words = [w for w in argv if not w.startswith("-")]
-    return bool(words) and words[0] in EXAMPLES
+    return words[0] if words and words[0] in EXAMPLES else None
+
+
+PYDANTIC_PLUGIN_LOADER = "pydantic.plugin._loader"
+
+
+def _without_pydantic_plugins() -> None:
+    """Tell pydantic that the compiler's commands use no pydantic plugin.
+
+    The first validator pydantic builds looks its plugins up among every
+    installed package's entry points: importing importlib.metadata and
+    reading each package's metadata costs a tenth of a `netspec check`.  The
+    loader put in its place answers "no plugins", as PYDANTIC_DISABLE_PLUGINS
+    makes pydantic's own do, without the look-up.  Someone who sets that
+    variable (to disable some plugins only) keeps pydantic's loader."""
+    if PYDANTIC_PLUGIN_LOADER in sys.modules or "PYDANTIC_DISABLE_PLUGINS" in os.environ:
+        return
+    loader = types.ModuleType(PYDANTIC_PLUGIN_LOADER, "No pydantic plugins: netspec's commands use none.")
+    loader.PYDANTIC_ENTRY_POINT_GROUP = "pydantic"
+    loader.get_plugins = lambda: ()
+    sys.modules[PYDANTIC_PLUGIN_LOADER] = loader
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    parser, problems = _parser(plugins=not _own_command(argv))
+    own = _own_command(argv)
+    if own is not None:
+        _without_pydantic_plugins()
+    parser, problems = _parser(plugins=own is None, only=own)
     for problem in problems:
         print(problem, file=sys.stderr)
     args = parser.parse_args(argv)

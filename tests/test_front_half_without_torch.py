@@ -77,3 +77,32 @@ def test_check_and_summary_need_neither_networkx_nor_other_commands():
         done = run(refuse + CLI[len(BLOCKED):], *args)
         assert done.returncode == 0, (args, done.stderr)
         assert "cannot be loaded" not in done.stderr  # the service's commands were not even looked up
+
+
+def test_check_looks_up_no_pydantic_plugins_and_reads_no_package_metadata():
+    # pydantic's plugin look-up reads every installed package's metadata; the
+    # compiler's commands use no plugin, so they answer without the look-up.
+    code = CLI.replace("sys.exit(main(sys.argv[1:]))",
+                       "code = main(sys.argv[1:])\n"
+                       "import pydantic.plugin._loader as loader\n"
+                       "assert list(loader.get_plugins()) == []\n"
+                       "assert 'importlib.metadata' not in sys.modules, 'importlib.metadata was imported'\n"
+                       "sys.exit(code)")
+    done = run(code, "check", str(SPECS / "resnet.yaml"), "--variant", "152")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("resnet (variant 152): ok")
+    # An error found by pydantic's validation is still reported as one.
+    done = run(code, "check", str(ROOT / "tests" / "golden" / "kernel_too_large.yaml"))
+    assert done.returncode == 2 and "kernel 3x3 is larger" in done.stderr, done.stderr
+
+
+def test_a_chosen_pydantic_plugin_setting_keeps_pydantic_own_loader():
+    import os
+    code = CLI.replace("sys.exit(main(sys.argv[1:]))",
+                       "code = main(sys.argv[1:])\n"
+                       "import pydantic.plugin._loader as loader\n"
+                       "assert hasattr(loader, '_plugins'), 'not pydantic own loader'\n"
+                       "sys.exit(code)")
+    done = subprocess.run([sys.executable, "-c", code, "check", str(SPECS / "lenet.yaml")], capture_output=True,
+                          text=True, cwd=ROOT, timeout=120, env={**os.environ, "PYDANTIC_DISABLE_PLUGINS": "some"})
+    assert done.returncode == 0, done.stderr

@@ -1,7 +1,6 @@
-"""The op registry. Importing this package registers every built-in op;
-each module holds one family."""
-from . import (activation, attention, channels, conv, drop, layout, linear, merge, norm, pool,  # noqa: F401
-               positions, reshape, resize, scan, sequence, tensor)
+"""The op registry. Each module holds one family of ops, imported the first
+time one of its ops is looked up in `OPS` (families.py says which module
+holds which op)."""
 from .base import (BODY, OPS, Body, BodyCosts, FunctionCall, Lowering, ModuleCall, Op, Params, SubgraphOp,
                    public_ops, register)
 

@@ -11,12 +11,15 @@ Ops import nothing of torch: a lowering names the torch module or function
 """
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from importlib import import_module
 from typing import Any, ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
 from ..ir import TensorInfo
+from .families import FAMILIES
 
 
 class Params(BaseModel):
@@ -152,14 +155,48 @@ class SubgraphOp(Op):
         return body.macs
 
 
-OPS: dict[str, Op] = {}
+class Registry(Mapping[str, Op]):
+    """The ops by name.  It knows every name from `FAMILIES` and imports an
+    op's family (its module, which registers the family's ops) the first
+    time one of them is looked up; listing them all imports every family."""
+
+    def __init__(self, families: dict[str, tuple[str, ...]]) -> None:
+        self._family_of = {name: family for family, names in families.items() for name in names}
+        self._ops: dict[str, Op] = {}
+
+    def add(self, op: Op) -> None:
+        if op.name in self._ops:
+            raise ValueError(f"op '{op.name}' is already registered by {type(self._ops[op.name]).__qualname__}")
+        if op.name not in self._family_of:
+            raise ValueError(f"op '{op.name}' ({type(op).__module__}) is missing from compiler/ops/families.py")
+        self._ops[op.name] = op
+
+    def load_all(self) -> None:
+        for family in dict.fromkeys(self._family_of.values()):
+            import_module(f"{__package__}.{family}")
+
+    def __getitem__(self, name: str) -> Op:
+        if name not in self._ops and name in self._family_of:
+            import_module(f"{__package__}.{self._family_of[name]}")
+        return self._ops[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._family_of
+
+    def __iter__(self) -> Iterator[str]:
+        self.load_all()
+        return iter(self._family_of)
+
+    def __len__(self) -> int:
+        return len(self._family_of)
+
+
+OPS = Registry(FAMILIES)
 
 
 def register(cls: type[Op]) -> type[Op]:
     """Register an op under `cls.name`; registering a name twice is a bug."""
-    if cls.name in OPS:
-        raise ValueError(f"op '{cls.name}' is already registered by {type(OPS[cls.name]).__qualname__}")
-    OPS[cls.name] = cls()
+    OPS.add(cls())
     return cls
 
 
