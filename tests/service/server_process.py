@@ -132,3 +132,12 @@ class Server:
         if self.process.poll() is None:
             self.process.send_signal(sig)
         return self.process.wait(timeout=timeout)
+
+
+@contextlib.contextmanager
+def serving(repository: Path, *args: str):
+    """A tritonclient of a server of `repository` started for the block; the server must stop cleanly after it."""
+    server = Server(repository, *args)
+    with server.client() as client:
+        yield client
+    assert server.stop() == 0

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from server_process import ROOT, Server, write_spec_model
+from server_process import ROOT, serving, write_spec_model
 
 grpcclient = pytest.importorskip("tritonclient.grpc")
 from tritonclient.utils import InferenceServerException  # noqa: E402
@@ -35,10 +35,8 @@ def repository(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def client(repository):
-    server = Server(repository)
-    with server.client() as client:
+    with serving(repository) as client:
         yield client
-    assert server.stop() == 0
 
 
 def infer(client, array: np.ndarray):
