@@ -129,6 +129,17 @@ def test_long_and_deep_expressions_are_refused_with_a_short_quote(expression, wo
     assert words in message and len(message) < 300
 
 
+def test_deep_expressions_are_refused_whatever_the_interpreter_s_recursion_limit():
+    # torch.compile, among others, raises the limit in a process that then checks specs
+    limit = sys.getrecursionlimit()
+    try:
+        sys.setrecursionlimit(100_000)
+        assert "nested too deeply" in refused(with_param('"${' + "1+" * 490 + '1}"'))
+    finally:
+        sys.setrecursionlimit(limit)
+    assert expr.evaluate("${" + "1+" * 150 + "1}", {}) == 151  # deep, but within the limit
+
+
 def test_a_huge_repeat_is_refused_at_its_node():
     text = "name: m\ninputs: {x: {shape: [N, 4]}}\nnodes:\n  a: {op: relu, repeat: 1000000}\noutputs: {y: a}\n"
     message = refused(text)

@@ -47,6 +47,10 @@ MAX_BITS = 4096  # bits of an integer a power makes
 # specs spend at most about 10,000 units in all (EfficientNet-B7).
 MAX_WORK = 500_000
 MAX_SOURCE = 1_000  # characters of one expression; the zoo's longest has 95
+# Levels of nesting evaluated (the zoo's deepest has fewer than 10): a limit of
+# its own, so that the answer does not depend on the interpreter's recursion
+# limit, which a library loaded in the same process may have raised.
+MAX_NESTING = 200
 
 
 class _Work:
@@ -249,10 +253,17 @@ def _parse(source: str) -> ast.Expression:
 class _Eval(ast.NodeVisitor):
     def __init__(self, env: Mapping[str, Any], original: str, work: _Work):
         self.env, self.original, self.work = env, original, work
+        self.depth = 0
 
     def visit(self, node):
         self.work.spend(1)
-        value = super().visit(node)
+        if self.depth >= MAX_NESTING:
+            raise RecursionError  # reported as nesting too deep, as Python's own limit is
+        self.depth += 1
+        try:
+            value = super().visit(node)
+        finally:
+            self.depth -= 1
         if isinstance(value, (list, tuple, str, dict)):
             self.work.spend(len(value))
         return value
