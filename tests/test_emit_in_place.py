@@ -14,8 +14,8 @@ nodes:
   act: {op: relu}                     # conv's only reader: may overwrite it
   branch: {op: conv2d, out_channels: 4, kernel: 1}
   shared: {op: relu}                  # branch is read here and by cat: must not
-  half: {op: chunk, chunks: 2, index: 0, in: act}
-  view_act: {op: relu6, in: half}     # a view of act, which cat reads: must not
+  first_half: {op: chunk, chunks: 2, index: 0, in: act}
+  view_act: {op: relu6, in: first_half}     # a view of act, which cat reads: must not
   cat: {op: concat, in: [branch, shared, act, view_act]}
   first: {op: relu, in: x}            # the graph's input: must not
   pooled: {op: global_avg_pool, in: first}

@@ -23,7 +23,8 @@ def _spec(node: str = "conv", input_name: str = "x") -> str:
 def test_the_list_holds_every_attribute_of_a_module_and_a_graph_module():
     graph_module = fx.GraphModule(torch.nn.Module(), fx.Graph())
     attributes = (set(dir(torch.nn.Module())) | set(dir(graph_module)))
-    attributes = {a for a in attributes if not (a.startswith("__") and a.endswith("__"))}
+    # dunders (Python's) and names torch._dynamo adds to the class once torch.compile has run ('___...')
+    attributes = {a for a in attributes if not a.startswith("__")}
     assert attributes <= MODULE_ATTRIBUTES, sorted(attributes - MODULE_ATTRIBUTES)
 
 

@@ -42,6 +42,6 @@ def why_reserved(name: str, what: str = "node") -> str | None:
         return "is a Python keyword, which the generated module code cannot use as a name"
     if what == "input" and name == "self":
         return "is the generated forward method's own first argument"
-    if what == "node" and name in MODULE_ATTRIBUTES:
+    if what == "node" and (name in MODULE_ATTRIBUTES or name.startswith("__")):
         return f"is taken by torch.nn.Module (its attribute '{name}'), which the compiled module needs"
     return None
