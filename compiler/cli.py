@@ -157,7 +157,7 @@ def _summary_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _compile_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("specs", type=Path, nargs="+", help="spec files, or folders of them (every variant)")
+    p.add_argument("specs", type=Path, nargs="+", help="spec files, or folders of them (each spec's default variant)")
     p.add_argument("--variant", help="the variant to compile (one spec only; default: the spec's default)")
     p.add_argument("--repository", type=Path, required=True, help="the repository folder to write into")
     p.add_argument("--outputs", type=output_names, help=OUTPUTS_HELP + " (one spec only)")
