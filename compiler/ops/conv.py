@@ -106,11 +106,8 @@ class Conv2d(_Conv):
         hw = []
         for i, axis in enumerate(("height", "width")):
             size = x.shape[2 + i]
-            if p.padding == "same":
-                hw.append(size)
-                continue
             if not isinstance(size, int):  # H, H/2: a window that keeps or divides it
-                hw.append(window_length(size, k[i], s[i], pad[i], d[i], what=axis))
+                hw.append(size if p.padding == "same" else window_length(size, k[i], s[i], pad[i], d[i], what=axis))
                 continue
             span = d[i] * (k[i] - 1) + 1
             if span > size + 2 * pad[i]:
@@ -119,7 +116,7 @@ class Conv2d(_Conv):
                     + (f" (dilation {d[i]}: spans {span})" if d[i] > 1 else "")
                     + f" is larger than the padded input {axis} {size + 2 * pad[i]} (input {x})",
                     hint="use a smaller kernel, add padding, or remove a pooling layer before this one")
-            hw.append(window_out(size, k[i], s[i], pad[i], d[i]))
+            hw.append(window_out(size, k[i], s[i], pad[i], d[i]) if p.padding != "same" else size)
         return TensorInfo((x.shape[0], p.out_channels, *hw), x.dtype)
 
     def kernel_volume(self, p):
