@@ -14,13 +14,17 @@ Requests are only batched together when every input has the same shape past
 the batch dimension (and so the same dtype, which the model fixes); others
 wait for the next execution.
 
-An execution that measured history says is tiny (under INLINE_BELOW_NS for
-the same shapes and batch size), while no other request waits, runs on the
-event loop itself: handing it to the worker thread and back costs two thread
-wake-ups and GIL hand-overs, more than a small model's batch of one takes.
-Any other runs on the worker thread, and so does the first of each shape: a
-slow model never stalls the loop, and while requests wait the loop decodes
-and answers them as the model runs.
+An execution of a single request that measured history says is tiny (under
+INLINE_BELOW_NS for the same shapes and batch size), while no other request
+waits, runs on the event loop itself: handing it to the worker thread and
+back costs two thread wake-ups and GIL hand-overs, more than a small model's
+batch of one takes. Any other runs on the worker thread, and so does the
+first of each shape: a slow model never stalls the loop, and while the model
+runs the loop decodes and answers other calls. A batch of several requests
+means calls come faster than the model serves them, so it always runs on the
+worker: run inline, it would leave the loop unable to take the next batch's
+requests while it runs (lenet at 32 concurrent clients, on one torch thread:
+1,190-1,243 infer/s inline against 2,2xx on the worker).
 
 A request can only fail itself: what can be checked is checked before it is
 queued (service/runtime.py), and if an execution of several requests still
@@ -192,7 +196,8 @@ class Scheduler:
         started = time.perf_counter_ns()
         shape = (group[0].key, sum(p.batch for p in group))
         try:
-            if self._queue.empty() and not self._carry and self._took_ns.get(shape, INLINE_BELOW_NS) < INLINE_BELOW_NS:
+            if len(group) == 1 and self._queue.empty() and not self._carry \
+                    and self._took_ns.get(shape, INLINE_BELOW_NS) < INLINE_BELOW_NS:
                 results, executions = self._timed_run_group(group, shape)
             else:
                 loop = asyncio.get_running_loop()

@@ -320,3 +320,22 @@ def test_while_requests_wait_even_a_tiny_execution_runs_on_the_worker(monkeypatc
     run(body())
     # The three came together: the first two ran while others waited, the last alone.
     assert module.on_loop == [False, False, False, True]
+
+
+def test_a_batch_of_several_requests_runs_on_the_worker_however_tiny(monkeypatch):
+    # Requests that batch come faster than the model serves them: the loop
+    # must stay free to take the next ones while the batch runs.
+    monkeypatch.setattr(batching, "INLINE_BELOW_NS", 50_000_000)
+    module = OnWhichThread()
+
+    async def body():
+        scheduler = scheduler_for(fake_model("t", module, {"x": Info(("N", 2))}, {"y": Info(("N", 2))}))
+        for _ in range(2):  # the second time, a batch of three is measured tiny
+            results = await asyncio.gather(*[scheduler.submit([torch.zeros(1, 2)], 1) for _ in range(3)])
+            assert all(torch.equal(r.outputs[0], torch.ones(1, 2)) for r in results)
+        await scheduler.submit([torch.zeros(1, 2)], 1)  # one request, unmeasured: the worker
+        await scheduler.submit([torch.zeros(1, 2)], 1)  # measured tiny, alone: the loop
+        await scheduler.close()
+
+    run(body())
+    assert module.on_loop == [False, False, False, True]
