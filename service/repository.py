@@ -115,10 +115,15 @@ class Repository:
         load_timeout_s: float = ServeOptions.model_load_timeout_s,
         load_threads: int = ServeOptions.model_load_threads,
         on_change: Callable[[], Awaitable[None]] | None = None,
+        choose_threads: bool = False,
     ):
+        """`choose_threads`: time each model at load to choose its threads per
+        operation on the CPU (service/threads.py); otherwise models run on
+        the threads torch has."""
         self.root = Path(root)
         self._real_root = self.root.resolve()
         self.device = device
+        self.choose_threads = choose_threads
         self.loader = loader
         self.entries: dict[str, ModelEntry] = {}
         self.wanted: set[str] = set()  # models asked for (at start or by a load) and not unloaded since
@@ -334,6 +339,8 @@ class Repository:
             runtime = Runtime(model, device=self.device, precision=settings.precision,
                               max_batch_size=settings.max_batch_size, fast=settings.fast, name=entry.name)
             _check_against_config(runtime, entry.config, f"{entry.name}/{v}")
+            if self.choose_threads:
+                runtime.choose_threads()
             stats = entry.stats.setdefault(str(v), ModelStats())
             executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"netspec-{entry.name}-{v}")
             scheduler = Scheduler(

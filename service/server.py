@@ -21,6 +21,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2
 
 from compiler import api
+from service import threads
 from service.auth import TokenCheck
 from service.generated import POOL
 from service.generated import grpc_service_pb2_grpc as pb_grpc
@@ -127,6 +128,7 @@ async def serve(
     readiness = None
     repository = Repository(repository_dir, device=resolve_device(options.device), loader=loader,
                             load_timeout_s=options.model_load_timeout_s, load_threads=options.model_load_threads,
+                            choose_threads=options.intra_op_threads is None and not threads.user_chose(),
                             on_change=lambda: readiness.refresh())
     readiness = Readiness(repository, Lifecycle(), health_servicer, strict=options.strict_readiness)
     shared_memory = SharedMemory(enabled=options.allow_client_shm)
