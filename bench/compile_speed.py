@@ -54,7 +54,8 @@ def run_once(path: Path, variant: str | None) -> tuple[dict[str, float], int, in
 
     tree = step("load", load_file, path)
     spec = step("validate", validate, tree)
-    g = step("expand", expand, spec, variant)
+    # as compiler.api does: a spec reading a shape (`shape(x)`) infers it while expanding
+    g = step("expand", expand, spec, variant, None, shapes.node_value)
     step("check", lambda: (signature.check(g), structure.check(g)))
     step("shapes", lambda: (shapes.infer(g), costs.count(g)))
     with torch.device("meta"):
