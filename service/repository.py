@@ -36,7 +36,7 @@ import torch
 from compiler.api import ResourceError, SpecError
 from compiler.protocol.generated import model_config_pb2
 from compiler.tools.artifact import CONFIG_FILE, SPEC_FILE, WEIGHTS_FILE
-from service.batching import Scheduler
+from service.batching import INLINE_BELOW_NS, Scheduler
 from service.config import ModelSettings, read_config, served_versions, settings_of
 from service.errors import ConfigError, NotFound, Unavailable, shown
 from service.loading import LoadRunner, LoadTimeout
@@ -340,7 +340,7 @@ class Repository:
                               max_batch_size=settings.max_batch_size, fast=settings.fast, name=entry.name)
             _check_against_config(runtime, entry.config, f"{entry.name}/{v}")
             if self.choose_threads:
-                runtime.choose_threads()
+                runtime.choose_threads(INLINE_BELOW_NS / 1e9)
             stats = entry.stats.setdefault(str(v), ModelStats())
             executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"netspec-{entry.name}-{v}")
             scheduler = Scheduler(

@@ -138,11 +138,11 @@ class Runtime:
         self._compile_and_capture(fast, capture)
 
     @torch.inference_mode()
-    def choose_threads(self) -> None:
+    def choose_threads(self, alone_below_s: float) -> None:
         """On the CPU, time a batch of one on torch's threads and on one, and
         keep the count service/threads.py chooses from them for requests run
-        alone. A model with inputs of variable size, or one that fails on
-        zeros, keeps torch's count."""
+        alone (those under `alone_below_s`). A model with inputs of variable
+        size, or one that fails on zeros, keeps torch's count."""
         if self.device.type != "cpu":
             return
         self.threads_alone = threads.TORCH_DEFAULT
@@ -151,7 +151,8 @@ class Runtime:
             return
         args = [x if s.batched else x[0] for x, s in zip(self._static_inputs(1, dims), self.inputs)]
         try:
-            self.threads_alone = threads.choose(threads.timer(lambda: self.execute(args)), threads.TORCH_DEFAULT)
+            self.threads_alone = threads.choose(threads.timer(lambda: self.execute(args)), threads.TORCH_DEFAULT,
+                                                alone_below_s)
         except Exception as exc:  # noqa: BLE001 - a request will show the model's error; the count stays torch's
             log.debug("model '%s': not timed on zeros (%s)", self.name, exc)
             return

@@ -6,6 +6,7 @@ per calling thread)."""
 from __future__ import annotations
 
 import asyncio
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -25,7 +26,7 @@ def timings(**seconds):
     """forward_s for choose(): {threads: seconds}, recording what was timed."""
     asked = []
 
-    def forward_s(n: int) -> float:
+    def forward_s(n: int, enough: float) -> float:
         asked.append(n)
         return seconds[f"t{n}"]
 
@@ -33,22 +34,26 @@ def timings(**seconds):
 
 
 def test_a_small_model_runs_on_one_thread_a_large_one_keeps_the_team():
+    alone_below = 0.001  # the scheduler's bound for running a request alone
     # lenet's batch of one, 2 cores, passive threads: 0.84 ms on two, 0.16 on one
     forward_s, asked = timings(t2=0.00084, t1=0.00016)
-    assert threads.choose(forward_s, 2) == 1
+    assert threads.choose(forward_s, 2, alone_below) == 1
+    # the same on loaded cores, the team's time past the bound: still one
+    forward_s, asked = timings(t2=0.003, t1=0.0006)
+    assert threads.choose(forward_s, 2, alone_below) == 1
     # one thread a little slower than the team, within the margin: one
-    forward_s, _ = timings(t2=0.010, t1=0.012)
-    assert threads.choose(forward_s, 2) == 1
+    forward_s, _ = timings(t2=0.0005, t1=0.0006)
+    assert threads.choose(forward_s, 2, alone_below) == 1
     # one thread much slower: the team
-    forward_s, _ = timings(t2=0.010, t1=0.018)
-    assert threads.choose(forward_s, 2) == 2
-    # too large to time on one thread at all: the team, and one thread never timed
-    forward_s, asked = timings(t4=0.2)
-    assert threads.choose(forward_s, 4) == 4
+    forward_s, _ = timings(t2=0.0005, t1=0.0009)
+    assert threads.choose(forward_s, 2, alone_below) == 2
+    # too slow to run alone on any count: the team, and one thread never timed
+    forward_s, asked = timings(t4=0.02)
+    assert threads.choose(forward_s, 4, alone_below) == 4
     assert asked == [4]
     # one core: nothing to choose, nothing timed
     forward_s, asked = timings()
-    assert threads.choose(forward_s, 1) == 1
+    assert threads.choose(forward_s, 1, alone_below) == 1
     assert asked == []
 
 
@@ -56,9 +61,35 @@ def test_the_timer_leaves_the_calling_thread_as_it_was():
     before = torch.get_num_threads()
     seen = []
     forward_s = threads.timer(lambda: seen.append(torch.get_num_threads()))
-    assert forward_s(1) >= 0
-    assert set(seen) == {1}
+    assert forward_s(1, 1.0) >= 0
+    assert seen == [1] * (1 + threads.TIMED_RUNS)  # a first run, then the timed ones
     assert torch.get_num_threads() == before
+
+
+def test_the_timer_stops_once_a_run_is_past_enough():
+    runs = []
+
+    def slow():
+        runs.append(1)
+        time.sleep(0.02)
+
+    assert threads.timer(slow)(1, 0.01) >= 0.02
+    assert len(runs) == 2  # the first run is not timed; the next is past enough
+    runs.clear()
+    assert threads.timer(slow)(1, 0.03) >= 0.02
+    assert len(runs) == 1 + threads.TIMED_RUNS
+
+
+def test_a_first_run_far_too_slow_to_run_alone_ends_the_timing(monkeypatch):
+    monkeypatch.setattr(threads, "FIRST_RUN_ENOUGH_S", 0.01)
+    runs = []
+
+    def slow():
+        runs.append(1)
+        time.sleep(0.02)
+
+    assert threads.timer(slow)(1, 0.001) >= 0.02
+    assert len(runs) == 1
 
 
 class ThreadsSeen(nn.Module):
@@ -108,10 +139,10 @@ def test_requests_run_alone_use_their_models_count_and_the_worker_torchs(monkeyp
 
 def test_a_model_is_timed_at_a_batch_of_one_and_keeps_the_chosen_count(monkeypatch):
     timed = []
-    monkeypatch.setattr(threads, "choose", lambda forward_s, default: timed.append(forward_s(1)) or 1)
+    monkeypatch.setattr(threads, "choose", lambda forward_s, default, below: timed.append(forward_s(1, 1.0)) or 1)
     module = ThreadsSeen()
     runtime = runtime_of(module)
-    runtime.choose_threads()
+    runtime.choose_threads(1.0)
     assert runtime.threads_alone == 1 and timed[0] > 0
     assert module.seen == [1] * (1 + threads.TIMED_RUNS)  # an untimed run, then the timed ones
 
@@ -127,7 +158,7 @@ class FailsOnZeros(nn.Module):
                          ids=["inputs of variable size", "fails on zeros"])
 def test_a_model_that_cannot_be_timed_keeps_torchs_count(module, shape):
     runtime = runtime_of(module, shape)
-    runtime.choose_threads()
+    runtime.choose_threads(1.0)
     assert runtime.threads_alone == threads.TORCH_DEFAULT
     outputs, _ = runtime.run([torch.ones(1, 4)])
     assert torch.equal(outputs[0], torch.ones(1, 4))
@@ -136,5 +167,5 @@ def test_a_model_that_cannot_be_timed_keeps_torchs_count(module, shape):
 def test_a_model_on_another_device_is_left_to_torch():
     runtime = runtime_of(ThreadsSeen())
     runtime.device = torch.device("meta")  # choose_threads reads only the device's type
-    runtime.choose_threads()
+    runtime.choose_threads(1.0)
     assert runtime.threads_alone is None
