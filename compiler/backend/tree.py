@@ -104,10 +104,10 @@ def build(graph: Graph) -> Scope:
                 break
             item, scope = Call(scope, parent(scope).local(scope.name)), parent(scope)
     for scope in [root, *scopes.values()]:
-        _interface(scope, graph)
+        _interface(scope, graph, dag)
     for scope in [root, *scopes.values()]:
         _order(scope, graph)
-        _chain(scope, graph)
+        _chain(scope, graph, dag)
     return root
 
 
@@ -153,14 +153,17 @@ def _members(graph: Graph) -> dict[str, set[str]]:
     return members
 
 
-def _interface(scope: Scope, graph: Graph) -> None:
+def _interface(scope: Scope, graph: Graph, dag: _Dag) -> None:
     """A scope's arguments (named as the block names its inputs) and the
-    values it returns (those read outside it, and the graph's outputs)."""
+    values it returns (those read outside it, and the graph's outputs).
+    Walks the scope's own nodes and their edges only: a model has a scope
+    per block instance."""
     if scope.instance is None:
         scope.inputs = {name: name for name in graph.inputs}
         scope.outputs = list(graph.outputs.values())  # in order, a node as often as it is an output
         return
-    sources = list(dict.fromkeys(src for name in graph.nodes if name in scope.members
+    members = sorted(scope.members, key=dag.index.__getitem__)  # in the graph's order
+    sources = list(dict.fromkeys(src for name in members
                                  for src in graph.nodes[name].inputs if src not in scope.members))
     by_source = {}
     for arg, src in scope.instance.inputs.items():
@@ -169,9 +172,9 @@ def _interface(scope: Scope, graph: Graph) -> None:
     for src in sources:
         if src not in by_source:  # reached other than through a block input: named after itself
             scope.inputs[src.replace(".", "_")] = src
-    read_outside = {src for node in graph.nodes.values() if node.name not in scope.members for src in node.inputs}
-    scope.outputs = [name for name in graph.nodes if name in scope.members
-                     and (name in read_outside or name in graph.outputs.values())]
+    results = set(graph.outputs.values())
+    scope.outputs = [name for name in members
+                     if name in results or any(r not in scope.members for r in dag.successors[name])]
 
 
 def _key(item: Item) -> str:
@@ -200,7 +203,7 @@ def _order(scope: Scope, graph: Graph) -> None:
     scope.items = [scope.items[i] for i in order]
 
 
-def _chain(scope: Scope, graph: Graph) -> None:
+def _chain(scope: Scope, graph: Graph, dag: _Dag) -> None:
     """Repeats `G.0 .. G.k` of an instance where each takes one value, the
     previous one's only result, become one Chain."""
     groups: dict[str, list[Call]] = defaultdict(list)
@@ -210,7 +213,7 @@ def _chain(scope: Scope, graph: Graph) -> None:
             if index.isdigit():
                 groups[head].append(item)
     for head, calls in groups.items():
-        if [c.path for c in calls] != [f"{head}.{i}" for i in range(len(calls))] or not _chains(calls, graph):
+        if [c.path for c in calls] != [f"{head}.{i}" for i in range(len(calls))] or not _chains(calls, graph, dag):
             continue
         members = [c.scope for c in calls]
         last = scope.items.index(calls[-1])
@@ -218,14 +221,14 @@ def _chain(scope: Scope, graph: Graph) -> None:
         scope.items = [i for i in scope.items if not (isinstance(i, Call) and i in calls)]
 
 
-def _chains(calls: list[Call], graph: Graph) -> bool:
+def _chains(calls: list[Call], graph: Graph, dag: _Dag) -> bool:
     scopes = [c.scope for c in calls]
     if any(len(s.inputs) != 1 or len(s.outputs) != 1 for s in scopes):
         return False
     outputs = set(graph.outputs.values())
     for a, b in zip(scopes, scopes[1:]):
         (out,) = a.outputs
-        readers = {n.name for n in graph.nodes.values() if out in n.inputs}
+        readers = set(dag.successors[out])
         if list(b.inputs.values()) != [out] or not readers <= b.members or out in outputs:
             return False
     return True
