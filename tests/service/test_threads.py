@@ -22,85 +22,59 @@ from service_fakes import fake_model, run
 CPU = torch.device("cpu")
 
 
-def timings(**seconds):
-    """forward_s for choose(): {threads: seconds}, recording what was timed."""
-    asked = []
+def sleeper(**seconds):
+    """A `run` for choose() that takes {f"t{threads}": seconds} on the
+    thread count it is called with, recording the counts it ran on."""
+    ran = []
 
-    def forward_s(n: int, enough: float) -> float:
-        asked.append(n)
-        return seconds[f"t{n}"]
+    def run():
+        ran.append(torch.get_num_threads())
+        time.sleep(seconds[f"t{ran[-1]}"])
 
-    return forward_s, asked
+    return run, ran
+
+
+ALONE_BELOW = 0.01  # the bound of a request run alone, ten times the server's: sleeps this long are exact enough
 
 
 def test_a_small_model_runs_on_one_thread_a_large_one_keeps_the_team():
-    alone_below = 0.001  # the scheduler's bound for running a request alone
-    # lenet's batch of one, 2 cores, passive threads: 0.84 ms on two, 0.16 on one
-    forward_s, asked = timings(t2=0.00084, t1=0.00016)
-    assert threads.choose(forward_s, 2, alone_below) == 1
-    # the same on loaded cores, the team's time past the bound: still one
-    forward_s, asked = timings(t2=0.003, t1=0.0006)
-    assert threads.choose(forward_s, 2, alone_below) == 1
-    # one thread a little slower than the team, within the margin: one
-    forward_s, _ = timings(t2=0.0005, t1=0.0006)
-    assert threads.choose(forward_s, 2, alone_below) == 1
-    # one thread much slower: the team
-    forward_s, _ = timings(t2=0.0005, t1=0.0009)
-    assert threads.choose(forward_s, 2, alone_below) == 2
-    # too slow to run alone on any count: the team, and one thread never timed
-    forward_s, asked = timings(t4=0.02)
-    assert threads.choose(forward_s, 4, alone_below) == 4
-    assert asked == [4]
-    # one core: nothing to choose, nothing timed
-    forward_s, asked = timings()
-    assert threads.choose(forward_s, 1, alone_below) == 1
-    assert asked == []
-
-
-def test_the_timer_leaves_the_calling_thread_as_it_was():
     before = torch.get_num_threads()
-    seen = []
-    forward_s = threads.timer(lambda: seen.append(torch.get_num_threads()))
-    assert forward_s(1, 1.0) >= 0
-    assert seen == [1] * (1 + threads.TIMED_RUNS)  # a first run, then the timed ones
-    assert torch.get_num_threads() == before
-
-
-def test_the_timer_stops_once_a_run_is_past_enough():
-    runs = []
-
-    def slow():
-        runs.append(1)
-        time.sleep(0.02)
-
-    assert threads.timer(slow)(1, 0.01) >= 0.02
-    assert len(runs) == 2  # the first run is not timed; the next is past enough
-    runs.clear()
-    assert threads.timer(slow)(1, 0.03) >= 0.02
-    assert len(runs) == 1 + threads.TIMED_RUNS
-
-
-def test_a_first_run_far_too_slow_to_run_alone_ends_the_timing(monkeypatch):
-    monkeypatch.setattr(threads, "FIRST_RUN_ENOUGH_S", 0.01)
-    runs = []
-
-    def slow():
-        runs.append(1)
-        time.sleep(0.02)
-
-    assert threads.timer(slow)(1, 0.001) >= 0.02
-    assert len(runs) == 1
+    # lenet's batch of one (2 cores, passive threads: 0.84 ms on two, 0.16 on one), ten times as long
+    run, ran = sleeper(t2=0.0084, t1=0.0016)
+    assert threads.choose(run, 2, ALONE_BELOW) == 1
+    # taken in turns, so both counts see the same load: a first run on each, then alternately
+    assert ran == [2, 1] + [2, 1] * threads.TIMED_RUNS
+    # the same on loaded cores, the team's time past the bound: still one
+    run, _ = sleeper(t2=0.03, t1=0.006)
+    assert threads.choose(run, 2, ALONE_BELOW) == 1
+    # one thread a little slower than the team, within the margin: one
+    run, _ = sleeper(t2=0.005, t1=0.0055)
+    assert threads.choose(run, 2, ALONE_BELOW) == 1
+    # one thread much slower: the team
+    run, _ = sleeper(t2=0.005, t1=0.009)
+    assert threads.choose(run, 2, ALONE_BELOW) == 2
+    # too slow to run alone on any count: the team, after one run
+    run, ran = sleeper(t4=0.2)
+    assert threads.choose(run, 4, ALONE_BELOW) == 4
+    assert ran == [4]
+    # one core: nothing to choose, nothing run
+    run, ran = sleeper()
+    assert threads.choose(run, 1, ALONE_BELOW) == 1
+    assert ran == []
+    assert torch.get_num_threads() == before  # the calling thread keeps its count
 
 
 class ThreadsSeen(nn.Module):
-    """Identity that records torch's thread count on the thread running it."""
+    """Identity that records torch's thread count on the thread running it, and the shapes it is given."""
 
     def __init__(self):
         super().__init__()
         self.seen = []
+        self.shapes = []
 
     def forward(self, x):
         self.seen.append(torch.get_num_threads())
+        self.shapes.append(tuple(x.shape))
         return x + 0
 
 
@@ -137,14 +111,15 @@ def test_requests_run_alone_use_their_models_count_and_the_worker_torchs(monkeyp
     assert later.seen == [team]
 
 
-def test_a_model_is_timed_at_a_batch_of_one_and_keeps_the_chosen_count(monkeypatch):
-    timed = []
-    monkeypatch.setattr(threads, "choose", lambda forward_s, default, below: timed.append(forward_s(1, 1.0)) or 1)
+@pytest.mark.skipif(threads.TORCH_DEFAULT < 2, reason="one core: torch has one thread to give")
+def test_a_model_is_timed_on_both_counts_at_a_batch_of_one():
     module = ThreadsSeen()
     runtime = runtime_of(module)
     runtime.choose_threads(1.0)
-    assert runtime.threads_alone == 1 and timed[0] > 0
-    assert module.seen == [1] * (1 + threads.TIMED_RUNS)  # an untimed run, then the timed ones
+    assert runtime.threads_alone in (1, threads.TORCH_DEFAULT)
+    team = threads.TORCH_DEFAULT
+    assert module.seen == [team, 1] + [team, 1] * threads.TIMED_RUNS
+    assert set(module.shapes) == {(1, 4)}  # a batch of one
 
 
 class FailsOnZeros(nn.Module):
@@ -169,3 +144,12 @@ def test_a_model_on_another_device_is_left_to_torch():
     runtime.device = torch.device("meta")  # choose_threads reads only the device's type
     runtime.choose_threads(1.0)
     assert runtime.threads_alone is None
+
+
+def test_a_model_with_too_many_multiply_adds_to_run_alone_is_not_timed():
+    module = ThreadsSeen()
+    runtime = runtime_of(module)
+    runtime.macs_per_sample = 10**9  # 10 ms at the most any core does: past the 1 ms bound
+    runtime.choose_threads(0.001)
+    assert runtime.threads_alone == threads.TORCH_DEFAULT
+    assert module.seen == []  # no forward pass at load
