@@ -20,9 +20,9 @@ waits, runs on the event loop itself: handing it to the worker thread and
 back costs two thread wake-ups and GIL hand-overs, more than a small model's
 batch of one takes. Any other runs on the worker thread, and so does the
 first of each shape: a slow model never stalls the loop, and while the model
-runs the loop decodes and answers other calls. A request run alone uses the
-threads per operation chosen for a batch of one (service/threads.py: one,
-for a small model), the worker torch's own count. A batch of several requests
+runs the loop decodes and answers other calls. Requests run alone use the
+threads per operation learnt from the first of them (service/threads.py:
+one, for a small model), the worker torch's own count. A batch of several requests
 means calls come faster than the model serves them, so it always runs on the
 worker: run inline, it would leave the loop unable to take the next batch's
 requests while it runs (lenet at 32 concurrent clients, on one torch thread,
@@ -91,7 +91,11 @@ class Scheduler:
         dynamic_batching: bool,
         max_queue_delay_s: float = 0.0,
         on_execution=None,
+        learn_threads: bool = False,
     ):
+        """`learn_threads`: learn the threads per operation of requests run
+        alone (service/threads.py); otherwise every execution runs on the
+        threads torch has."""
         self.runtime = runtime
         self.executor = executor
         self.batching = dynamic_batching and runtime.batchable
@@ -104,6 +108,7 @@ class Scheduler:
         self.waiting = 0  # requests submitted and not yet handed to an execution
         self._causes: collections.Counter[tuple[str, str]] = collections.Counter()  # one execution at a time
         self._took_ns: dict[tuple, int] = {}  # (shapes, samples) -> how long its last execution took
+        self._alone = threads.AloneCounts() if learn_threads else None
 
     def start(self) -> None:
         if self._task is None:
@@ -201,8 +206,11 @@ class Scheduler:
         try:
             if len(group) == 1 and self._queue.empty() and not self._carry \
                     and self._took_ns.get(shape, INLINE_BELOW_NS) < INLINE_BELOW_NS:
-                threads.use(self.runtime.threads_alone)
+                count = self._alone.count(shape) if self._alone is not None else None
+                threads.use(count)
                 results, executions = self._timed_run_group(group, shape)
+                if self._alone is not None:
+                    self._learn_alone(shape, count)
             else:
                 loop = asyncio.get_running_loop()
                 results, executions = await loop.run_in_executor(self.executor, self._on_worker, group, shape)
@@ -223,8 +231,15 @@ class Scheduler:
                 outputs, timings = result
                 p.future.set_result(Result(outputs, started - p.enqueued_ns, timings))
 
+    def _learn_alone(self, shape: tuple, count: int) -> None:
+        learnt = self._alone.chosen(shape)
+        self._took_ns[shape] = self._alone.ran(shape, count, self._took_ns[shape])
+        if learnt is None and self._alone.chosen(shape) is not None:
+            log.debug("model '%s': requests of shape %s run alone use %d thread(s) per operation",
+                      self.runtime.name, shape, self._alone.chosen(shape))
+
     def _on_worker(self, group: list[_Pending], shape: tuple):
-        if self.runtime.threads_alone is not None:
+        if self._alone is not None:
             # torch's own count: a thread starts with the count last set anywhere,
             # which may be the one for requests run alone
             threads.use(threads.TORCH_DEFAULT)

@@ -36,7 +36,7 @@ import torch
 from compiler.api import ResourceError, SpecError
 from compiler.protocol.generated import model_config_pb2
 from compiler.tools.artifact import CONFIG_FILE, SPEC_FILE, WEIGHTS_FILE
-from service.batching import INLINE_BELOW_NS, Scheduler
+from service.batching import Scheduler
 from service.config import ModelSettings, read_config, served_versions, settings_of
 from service.errors import ConfigError, NotFound, Unavailable, shown
 from service.loading import LoadRunner, LoadTimeout
@@ -115,15 +115,15 @@ class Repository:
         load_timeout_s: float = ServeOptions.model_load_timeout_s,
         load_threads: int = ServeOptions.model_load_threads,
         on_change: Callable[[], Awaitable[None]] | None = None,
-        choose_threads: bool = False,
+        learn_threads: bool = False,
     ):
-        """`choose_threads`: time each model at load to choose its threads per
-        operation on the CPU (service/threads.py); otherwise models run on
-        the threads torch has."""
+        """`learn_threads`: let each model on the CPU learn the threads per
+        operation of requests run alone (service/threads.py); otherwise
+        models run on the threads torch has."""
         self.root = Path(root)
         self._real_root = self.root.resolve()
         self.device = device
-        self.choose_threads = choose_threads
+        self.learn_threads = learn_threads
         self.loader = loader
         self.entries: dict[str, ModelEntry] = {}
         self.wanted: set[str] = set()  # models asked for (at start or by a load) and not unloaded since
@@ -339,8 +339,6 @@ class Repository:
             runtime = Runtime(model, device=self.device, precision=settings.precision,
                               max_batch_size=settings.max_batch_size, fast=settings.fast, name=entry.name)
             _check_against_config(runtime, entry.config, f"{entry.name}/{v}")
-            if self.choose_threads:
-                runtime.choose_threads(INLINE_BELOW_NS / 1e9)
             stats = entry.stats.setdefault(str(v), ModelStats())
             executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"netspec-{entry.name}-{v}")
             scheduler = Scheduler(
@@ -349,6 +347,7 @@ class Repository:
                 dynamic_batching=settings.dynamic_batching,
                 max_queue_delay_s=settings.max_queue_delay_s,
                 on_execution=stats.record_execution,
+                learn_threads=self.learn_threads and self.device.type == "cpu",
             )
             entry.versions[str(v)] = ServedVersion(entry.name, str(v), runtime, scheduler, executor, stats)
 

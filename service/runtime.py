@@ -16,7 +16,6 @@ import torch
 from compiler import api
 from compiler.protocol import datatypes
 from compiler.protocol.datatypes import DataType
-from service import threads
 from service.cuda_graphs import Capture, PaddedGraphs, cuda_capture
 from service.errors import ConfigError, InvalidInput, shown
 from service.fast import FastOptions, default_graph_sizes
@@ -132,35 +131,7 @@ class Runtime:
         self.module = module.eval()
         self.forward = self.module  # what runs a batch: the module, or its torch.compile
         self.graphs: PaddedGraphs | None = None
-        # torch's threads per operation for a request run alone on the event
-        # loop (service/batching.py); None: as the thread has them.
-        self.threads_alone: int | None = None
-        self.macs_per_sample = sum(node.macs for node in model.graph.nodes.values())
         self._compile_and_capture(fast, capture)
-
-    @torch.inference_mode()
-    def choose_threads(self, alone_below_s: float) -> None:
-        """On the CPU, time a batch of one on torch's threads and on one, and
-        keep the count service/threads.py chooses from them for requests run
-        alone (those under `alone_below_s`). A model with more multiply-adds
-        a sample than any core does in that time, one with inputs of variable
-        size, or one that fails on zeros, keeps torch's count untimed."""
-        if self.device.type != "cpu":
-            return
-        self.threads_alone = threads.TORCH_DEFAULT
-        if self.macs_per_sample > threads.MACS_PER_S_AT_MOST * alone_below_s:
-            return  # no core runs its batch of one within the bound: not worth a forward pass at load
-        dims = [s.shape[1:] if s.batched else s.shape for s in self.inputs]
-        if any(-1 in d for d in dims):
-            return
-        args = [x if s.batched else x[0] for x, s in zip(self._static_inputs(1, dims), self.inputs)]
-        try:
-            self.threads_alone = threads.choose(lambda: self.execute(args), threads.TORCH_DEFAULT, alone_below_s)
-        except Exception as exc:  # noqa: BLE001 - a request will show the model's error; the count stays torch's
-            log.debug("model '%s': not timed on zeros (%s)", self.name, exc)
-            return
-        log.info("model '%s': a request run alone uses %d thread%s per operation", self.name, self.threads_alone,
-                 "s" if self.threads_alone > 1 else "")
 
     def _compile_and_capture(self, fast: FastOptions, capture: Capture | None) -> None:
         """torch.compile for this device type, then the CUDA graphs (which

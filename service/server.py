@@ -128,7 +128,7 @@ async def serve(
     readiness = None
     repository = Repository(repository_dir, device=resolve_device(options.device), loader=loader,
                             load_timeout_s=options.model_load_timeout_s, load_threads=options.model_load_threads,
-                            choose_threads=options.intra_op_threads is None and not threads.user_chose(),
+                            learn_threads=options.intra_op_threads is None and not threads.user_chose(),
                             on_change=lambda: readiness.refresh())
     readiness = Readiness(repository, Lifecycle(), health_servicer, strict=options.strict_readiness)
     shared_memory = SharedMemory(enabled=options.allow_client_shm)

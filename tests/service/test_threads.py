@@ -1,11 +1,12 @@
-"""Threads per operation for a request run alone: the choice from a batch of
-one's timings on torch's team and on one thread, its use on the event loop
-for each model, and torch's count on the workers (OpenMP keeps the count
-per calling thread)."""
+"""Threads per operation for requests run alone: learnt per model and shape
+from the first such requests, on one thread and on torch's team in turns;
+each model's count on the event loop, torch's on the workers (OpenMP keeps
+the count per calling thread)."""
 
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -20,136 +21,141 @@ from service.runtime import Runtime
 from service_fakes import fake_model, run
 
 CPU = torch.device("cpu")
+SHAPE = (((4,),), 1)  # the scheduler's key for one [1, 4] request
+TEAM = threads.TORCH_DEFAULT
+needs_a_team = pytest.mark.skipif(TEAM < 2, reason="one core: torch has one thread to give")
 
 
-def sleeper(**seconds):
-    """A `run` for choose() that takes {f"t{threads}": seconds} on the
-    thread count it is called with, recording the counts it ran on."""
-    ran = []
-
-    def run():
-        ran.append(torch.get_num_threads())
-        time.sleep(seconds[f"t{ran[-1]}"])
-
-    return run, ran
+def learn(counts: threads.AloneCounts, ns_on: dict[int, int]) -> list[int]:
+    """Runs of SHAPE until its count is chosen, each taking ns_on[count]; the counts used."""
+    used = []
+    while counts.chosen(SHAPE) is None and len(used) < 20:
+        count = counts.count(SHAPE)
+        used.append(count)
+        counts.ran(SHAPE, count, ns_on[count])
+    return used
 
 
-ALONE_BELOW = 0.01  # the bound of a request run alone, ten times the server's: sleeps this long are exact enough
-
-
-def test_a_small_model_runs_on_one_thread_a_large_one_keeps_the_team():
-    before = torch.get_num_threads()
-    # lenet's batch of one (2 cores, passive threads: 0.84 ms on two, 0.16 on one), ten times as long
-    run, ran = sleeper(t2=0.0084, t1=0.0016)
-    assert threads.choose(run, 2, ALONE_BELOW) == 1
-    # taken in turns, so both counts see the same load: a first run on each, then alternately
-    assert ran == [2, 1] + [2, 1] * threads.TIMED_RUNS
-    # the same on loaded cores, the team's time past the bound: still one
-    run, _ = sleeper(t2=0.03, t1=0.006)
-    assert threads.choose(run, 2, ALONE_BELOW) == 1
+def test_one_thread_is_learnt_for_a_small_model_and_the_team_for_a_larger_one():
+    # lenet's batch of one on 2 cores, passive threads: 0.84 ms on two, 0.16 on one
+    counts = threads.AloneCounts(team=2)
+    assert learn(counts, {1: 160_000, 2: 840_000}) == [1, 2] * threads.TRIALS  # in turns, one thread first
+    assert counts.chosen(SHAPE) == 1 and counts.count(SHAPE) == 1
     # one thread a little slower than the team, within the margin: one
-    run, _ = sleeper(t2=0.005, t1=0.0055)
-    assert threads.choose(run, 2, ALONE_BELOW) == 1
+    counts = threads.AloneCounts(team=2)
+    learn(counts, {1: 550_000, 2: 500_000})
+    assert counts.chosen(SHAPE) == 1
     # one thread much slower: the team
-    run, _ = sleeper(t2=0.005, t1=0.009)
-    assert threads.choose(run, 2, ALONE_BELOW) == 2
-    # too slow to run alone on any count: the team, after one run
-    run, ran = sleeper(t4=0.2)
-    assert threads.choose(run, 4, ALONE_BELOW) == 4
-    assert ran == [4]
-    # one core: nothing to choose, nothing run
-    run, ran = sleeper()
-    assert threads.choose(run, 1, ALONE_BELOW) == 1
-    assert ran == []
-    assert torch.get_num_threads() == before  # the calling thread keeps its count
+    counts = threads.AloneCounts(team=2)
+    learn(counts, {1: 900_000, 2: 500_000})
+    assert counts.chosen(SHAPE) == 2 and counts.count(SHAPE) == 2
+    # one core: one thread, nothing to learn
+    counts = threads.AloneCounts(team=1)
+    assert counts.count(SHAPE) == 1 and counts.ran(SHAPE, 1, 5) == 5 and counts.chosen(SHAPE) is None
+
+
+def test_each_count_is_judged_by_its_best_run_and_each_shape_apart():
+    counts = threads.AloneCounts(team=2)
+    other = (((8,),), 1)
+    times = iter([160_000, 3_000_000, 9_000_000, 840_000, 170_000, 900_000])  # a slow first team run and a stall
+    while counts.chosen(SHAPE) is None:
+        count = counts.count(SHAPE)
+        counts.ran(SHAPE, count, next(times))
+        assert counts.count(other) == 1  # another shape starts its own trials
+    assert counts.chosen(SHAPE) == 1 and counts.chosen(other) is None
+
+
+def test_while_on_trial_the_scheduler_is_told_the_best_run_so_far():
+    counts = threads.AloneCounts(team=2)
+    assert counts.ran(SHAPE, 1, 200_000) == 200_000
+    assert counts.ran(SHAPE, 2, 1_500_000) == 200_000  # a slow team run does not move the shape off the loop
+    for count, ns in ((1, 300_000), (2, 900_000), (1, 250_000)):
+        counts.ran(SHAPE, count, ns)
+    assert counts.ran(SHAPE, 2, 800_000) == 200_000  # chosen: one thread, whose best was 0.2 ms
 
 
 class ThreadsSeen(nn.Module):
-    """Identity that records torch's thread count on the thread running it, and the shapes it is given."""
+    """Identity that records torch's thread count on the thread running it,
+    and whether that is the event loop's (main) thread; on the loop it takes
+    `seconds_alone[count]`."""
 
-    def __init__(self):
+    def __init__(self, seconds_alone: dict[int, float] | None = None):
         super().__init__()
+        self.seconds_alone = seconds_alone or {}
         self.seen = []
-        self.shapes = []
+        self.on_loop = []
 
     def forward(self, x):
         self.seen.append(torch.get_num_threads())
-        self.shapes.append(tuple(x.shape))
+        self.on_loop.append(threading.current_thread() is threading.main_thread())
+        if self.on_loop[-1]:
+            time.sleep(self.seconds_alone.get(self.seen[-1], 0))
         return x + 0
 
 
-def runtime_of(module, shape=("N", 4)) -> Runtime:
-    model = fake_model("t", module, {"x": Info(shape)}, {"y": Info(shape)})
-    return Runtime(model, device=CPU, max_batch_size=8)
+@pytest.fixture(autouse=True)
+def _count_kept():
+    """The event loop's thread is this one: leave its count as it was."""
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
 
 
-@pytest.mark.skipif(threads.TORCH_DEFAULT < 2, reason="one core: torch has one thread to give")
-def test_requests_run_alone_use_their_models_count_and_the_worker_torchs(monkeypatch):
+def scheduler_for(module, learn_threads=True) -> Scheduler:
+    model = fake_model("t", module, {"x": Info(("N", 4))}, {"y": Info(("N", 4))})
+    runtime = Runtime(model, device=CPU, max_batch_size=8)
+    return Scheduler(runtime, ThreadPoolExecutor(1), dynamic_batching=True, learn_threads=learn_threads)
+
+
+@needs_a_team
+def test_requests_run_alone_learn_their_count_on_the_loop_and_the_worker_keeps_torchs(monkeypatch):
     monkeypatch.setattr(batching, "INLINE_BELOW_NS", 50_000_000)  # every measured execution counts as tiny
-    small, large, later = ThreadsSeen(), ThreadsSeen(), ThreadsSeen()
-    schedulers = []
-    for module, alone in ((large, threads.TORCH_DEFAULT), (small, 1), (later, 1)):  # small last on the loop
-        runtime = runtime_of(module)
-        runtime.threads_alone = alone
-        schedulers.append(Scheduler(runtime, ThreadPoolExecutor(1), dynamic_batching=True))
+    monkeypatch.setattr(threads, "SINGLE_THREAD_WITHIN", 1e9)  # one thread always wins: the outcome is fixed
+    small, later = ThreadsSeen(), ThreadsSeen()
+    schedulers = [scheduler_for(small), scheduler_for(later)]
 
     async def body():
-        for _ in range(3):  # alternating on one event loop: each model's own count
-            for scheduler in schedulers[:2]:
-                await scheduler.submit([torch.zeros(1, 4)], 1)
+        for _ in range(2 + 2 * threads.TRIALS):
+            await schedulers[0].submit([torch.zeros(1, 4)], 1)
         # a batch of three runs on the worker with torch's count, though that
-        # worker's thread starts after the loop set one
-        await asyncio.gather(*[schedulers[2].submit([torch.zeros(1, 4)], 1) for _ in range(3)])
+        # worker's thread starts after the loop last set one thread
+        await asyncio.gather(*[schedulers[1].submit([torch.zeros(1, 4)], 1) for _ in range(3)])
         for scheduler in schedulers:
             await scheduler.close()
 
     run(body())
-    team = threads.TORCH_DEFAULT
-    # the first of each shape runs on the worker, the next alone on the loop
-    assert small.seen == [team, 1, 1]
-    assert large.seen == [team, team, team]
-    assert later.seen == [team]
+    # the first of a shape runs on the worker; then alone on the loop, in turns, then the count learnt
+    assert small.on_loop == [False] + [True] * (1 + 2 * threads.TRIALS)
+    assert small.seen == [TEAM] + [1, TEAM] * threads.TRIALS + [1]
+    assert later.seen == [TEAM] and later.on_loop == [False]
 
 
-@pytest.mark.skipif(threads.TORCH_DEFAULT < 2, reason="one core: torch has one thread to give")
-def test_a_model_is_timed_on_both_counts_at_a_batch_of_one():
+@needs_a_team
+def test_a_slow_trial_on_the_team_does_not_move_a_small_model_off_the_loop():
+    # the real bound (1 ms): run alone, 3 ms on the team (as on loaded cores), no time on one thread
+    module = ThreadsSeen({TEAM: 0.003})
+    scheduler = scheduler_for(module)
+
+    async def body():
+        for _ in range(2 + 2 * threads.TRIALS):
+            await scheduler.submit([torch.zeros(1, 4)], 1)
+        await scheduler.close()
+
+    run(body())
+    assert module.on_loop[1:] == [True] * (1 + 2 * threads.TRIALS)
+    assert module.seen[-1] == 1
+
+
+def test_without_learning_every_execution_runs_on_the_threads_it_finds(monkeypatch):
+    monkeypatch.setattr(batching, "INLINE_BELOW_NS", 50_000_000)
     module = ThreadsSeen()
-    runtime = runtime_of(module)
-    runtime.choose_threads(1.0)
-    assert runtime.threads_alone in (1, threads.TORCH_DEFAULT)
-    team = threads.TORCH_DEFAULT
-    assert module.seen == [team, 1] + [team, 1] * threads.TIMED_RUNS
-    assert set(module.shapes) == {(1, 4)}  # a batch of one
+    scheduler = scheduler_for(module, learn_threads=False)
 
+    async def body():
+        for _ in range(4):
+            await scheduler.submit([torch.zeros(1, 4)], 1)
+        await scheduler.close()
 
-class FailsOnZeros(nn.Module):
-    def forward(self, x):
-        if not x.any():
-            raise ValueError("zeros are not an input of this model")
-        return x
-
-
-@pytest.mark.parametrize("module, shape", [(ThreadsSeen(), ("N", "T")), (FailsOnZeros(), ("N", 4))],
-                         ids=["inputs of variable size", "fails on zeros"])
-def test_a_model_that_cannot_be_timed_keeps_torchs_count(module, shape):
-    runtime = runtime_of(module, shape)
-    runtime.choose_threads(1.0)
-    assert runtime.threads_alone == threads.TORCH_DEFAULT
-    outputs, _ = runtime.run([torch.ones(1, 4)])
-    assert torch.equal(outputs[0], torch.ones(1, 4))
-
-
-def test_a_model_on_another_device_is_left_to_torch():
-    runtime = runtime_of(ThreadsSeen())
-    runtime.device = torch.device("meta")  # choose_threads reads only the device's type
-    runtime.choose_threads(1.0)
-    assert runtime.threads_alone is None
-
-
-def test_a_model_with_too_many_multiply_adds_to_run_alone_is_not_timed():
-    module = ThreadsSeen()
-    runtime = runtime_of(module)
-    runtime.macs_per_sample = 10**9  # 10 ms at the most any core does: past the 1 ms bound
-    runtime.choose_threads(0.001)
-    assert runtime.threads_alone == threads.TORCH_DEFAULT
-    assert module.seen == []  # no forward pass at load
+    torch.set_num_threads(TEAM)  # what threads start with, and this (the loop's) thread's count
+    run(body())
+    assert module.seen == [TEAM] * 4
