@@ -63,6 +63,12 @@ def dim_multiples(graph: Graph) -> dict[str, multiples.Multiple]:
     return multiples.collect(graph)
 
 
+def dim_steps(graph: Graph) -> dict[str, int]:
+    """{symbol: k}: the multiple of k each symbolic dim must be (dim_multiples
+    without where); sizes chosen for a model (examples, tests) take multiples of it."""
+    return {symbol: m.of for symbol, m in multiples.collect(graph).items()}
+
+
 def fix_dims(graph: Graph, sizes: dict[str, int]) -> None:
     """Bind symbols to sizes ({'T': 128}) wherever the spec writes them: the
     inputs' shapes and shape parameters (a reshape's [N, T, 64]), so that
@@ -160,4 +166,4 @@ def compile_text(text: str, variant: str | None = None, seed: int | None = 0, fi
 
 
 __all__ = ["Model", "ResourceError", "SpecError", "analyze_file", "analyze_text", "compile_file", "compile_text", "build",
-           "dim_bounds", "dim_multiples", "fix_dims", "fold_batch_norm", "vocabularies", "warm_up"]
+           "dim_bounds", "dim_multiples", "dim_steps", "fix_dims", "fold_batch_norm", "vocabularies", "warm_up"]

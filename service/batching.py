@@ -58,8 +58,9 @@ MAX_LOGGED_CAUSES = 100  # distinct errors logged per model; the rest are only c
 # short enough that a request of another model that arrives meanwhile is
 # held up at most this long before it is decoded.
 INLINE_BELOW_NS = 1_000_000
-# (shapes, samples) pairs whose last duration is kept: clients choose the
-# shapes of symbolic dimensions, so the history is bounded.
+# (shapes, samples) pairs whose last duration (and threads learnt for running
+# alone) is kept: clients choose the shapes of symbolic dimensions, so the
+# history is bounded.
 HISTORY_SIZE = 256
 
 
@@ -108,7 +109,7 @@ class Scheduler:
         self.waiting = 0  # requests submitted and not yet handed to an execution
         self._causes: collections.Counter[tuple[str, str]] = collections.Counter()  # one execution at a time
         self._took_ns: dict[tuple, int] = {}  # (shapes, samples) -> how long its last execution took
-        self._alone = threads.AloneCounts() if learn_threads else None
+        self._alone = threads.AloneCounts(HISTORY_SIZE) if learn_threads else None
 
     def start(self) -> None:
         if self._task is None:
@@ -232,11 +233,11 @@ class Scheduler:
                 p.future.set_result(Result(outputs, started - p.enqueued_ns, timings))
 
     def _learn_alone(self, shape: tuple, count: int) -> None:
-        learnt = self._alone.chosen(shape)
+        on_trial = self._alone.chosen(shape) is None
         self._took_ns[shape] = self._alone.ran(shape, count, self._took_ns[shape])
-        if learnt is None and self._alone.chosen(shape) is not None:
+        if on_trial and (learnt := self._alone.chosen(shape)) is not None:
             log.debug("model '%s': requests of shape %s run alone use %d thread(s) per operation",
-                      self.runtime.name, shape, self._alone.chosen(shape))
+                      self.runtime.name, shape, learnt)
 
     def _on_worker(self, group: list[_Pending], shape: tuple):
         if self._alone is not None:

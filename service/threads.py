@@ -38,8 +38,6 @@ TRIALS = 3  # requests run alone on each count before a shape's count is chosen
 # One thread is chosen when its time is within this factor of the team's:
 # on a server the other cores are not idle but serve gRPC and the loop.
 SINGLE_THREAD_WITHIN = 1.25
-# Shapes remembered per model: clients choose the sizes of symbolic dims.
-SHAPES_KEPT = 256
 # torch's own count (one per core, or OMP_NUM_THREADS), read before any
 # model sets one: torch.set_num_threads also changes what threads that have
 # not run torch yet start with.
@@ -60,7 +58,8 @@ def use(threads: int | None) -> None:
 class AloneCounts:
     """One model's thread counts for requests run alone, learnt per shape."""
 
-    def __init__(self, team: int = TORCH_DEFAULT):
+    def __init__(self, shapes_kept: int, team: int = TORCH_DEFAULT):
+        self.shapes_kept = shapes_kept  # clients choose the sizes of symbolic dims: a bounded memory
         self.team = team
         self._trials: dict[tuple, list[tuple[int, int]]] = {}  # shape -> (count, ns) of each run so far
         self._chosen: dict[tuple, int] = {}
@@ -80,17 +79,16 @@ class AloneCounts:
         off the loop before the other count has been tried."""
         if shape in self._chosen or self.team <= 1:
             return ns
-        if shape not in self._trials and len(self._trials) >= SHAPES_KEPT:
+        if shape not in self._trials and len(self._trials) >= self.shapes_kept:
             self._trials.clear()
         runs = self._trials.setdefault(shape, [])
         runs.append((count, ns))
-        best = {c: min((t for k, t in runs if k == c), default=None) for c in (1, self.team)}
         if len(runs) < 2 * TRIALS:
             return min(t for _, t in runs)
-        if len(self._chosen) >= SHAPES_KEPT:
+        best = {c: min(t for k, t in runs if k == c) for c in (1, self.team)}
+        if len(self._chosen) >= self.shapes_kept:
             self._chosen.clear()
-        one_wins = best[1] <= SINGLE_THREAD_WITHIN * best[self.team]
-        self._chosen[shape] = 1 if one_wins else self.team
+        self._chosen[shape] = 1 if best[1] <= SINGLE_THREAD_WITHIN * best[self.team] else self.team
         del self._trials[shape]
         return best[self._chosen[shape]]
 

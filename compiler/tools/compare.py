@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..api import Model, dim_multiples
+from ..api import Model, dim_steps
 from ..errors import Diagnostic, SpecError
 
 
@@ -98,7 +98,7 @@ def _in_order_of(theirs: dict, mine: dict) -> dict:
 
 def sample_inputs(model: Model, batch: int = 2, seed: int = 0) -> list[torch.Tensor]:
     gen = torch.Generator().manual_seed(seed)
-    steps = {symbol: m.of for symbol, m in dim_multiples(model.graph).items()}
+    steps = dim_steps(model.graph)
     tensors = []
     for info in model.inputs.values():
         # a symbolic size the model divides (H / 32) takes 7 of its multiple

@@ -38,24 +38,24 @@ def learn(counts: threads.AloneCounts, ns_on: dict[int, int]) -> list[int]:
 
 def test_one_thread_is_learnt_for_a_small_model_and_the_team_for_a_larger_one():
     # lenet's batch of one on 2 cores, passive threads: 0.84 ms on two, 0.16 on one
-    counts = threads.AloneCounts(team=2)
+    counts = threads.AloneCounts(batching.HISTORY_SIZE, team=2)
     assert learn(counts, {1: 160_000, 2: 840_000}) == [1, 2] * threads.TRIALS  # in turns, one thread first
     assert counts.chosen(SHAPE) == 1 and counts.count(SHAPE) == 1
     # one thread a little slower than the team, within the margin: one
-    counts = threads.AloneCounts(team=2)
+    counts = threads.AloneCounts(batching.HISTORY_SIZE, team=2)
     learn(counts, {1: 550_000, 2: 500_000})
     assert counts.chosen(SHAPE) == 1
     # one thread much slower: the team
-    counts = threads.AloneCounts(team=2)
+    counts = threads.AloneCounts(batching.HISTORY_SIZE, team=2)
     learn(counts, {1: 900_000, 2: 500_000})
     assert counts.chosen(SHAPE) == 2 and counts.count(SHAPE) == 2
     # one core: one thread, nothing to learn
-    counts = threads.AloneCounts(team=1)
+    counts = threads.AloneCounts(batching.HISTORY_SIZE, team=1)
     assert counts.count(SHAPE) == 1 and counts.ran(SHAPE, 1, 5) == 5 and counts.chosen(SHAPE) is None
 
 
 def test_each_count_is_judged_by_its_best_run_and_each_shape_apart():
-    counts = threads.AloneCounts(team=2)
+    counts = threads.AloneCounts(batching.HISTORY_SIZE, team=2)
     other = (((8,),), 1)
     times = iter([160_000, 3_000_000, 9_000_000, 840_000, 170_000, 900_000])  # a slow first team run and a stall
     while counts.chosen(SHAPE) is None:
@@ -66,7 +66,7 @@ def test_each_count_is_judged_by_its_best_run_and_each_shape_apart():
 
 
 def test_while_on_trial_the_scheduler_is_told_the_best_run_so_far():
-    counts = threads.AloneCounts(team=2)
+    counts = threads.AloneCounts(batching.HISTORY_SIZE, team=2)
     assert counts.ran(SHAPE, 1, 200_000) == 200_000
     assert counts.ran(SHAPE, 2, 1_500_000) == 200_000  # a slow team run does not move the shape off the loop
     for count, ns in ((1, 300_000), (2, 900_000), (1, 250_000)):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from ...api import dim_multiples
+from ...api import dim_steps
 from .common import ExportError, ExportSettings, symbolic_dims, version_folder
 from .config import model_config, write_config
 from .inputs import example_inputs
@@ -63,7 +63,7 @@ def _what(model) -> str:
 def _dynamic_shapes(model, module) -> dict:
     """{forward argument: {axis: Dim}}, one Dim per symbol (inputs sharing N share it); a
     symbol the model divides (H a multiple of 32) is that multiple of a Dim of its own."""
-    steps = {symbol: m.of for symbol, m in dim_multiples(model.graph).items()}
+    steps = dim_steps(model.graph)
     dims: dict[str, torch.export.Dim] = {}
 
     def dim(symbol: str):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from ...api import dim_multiples
+from ...api import dim_steps
 
 # Example sizes for tracing: not 0 or 1, which torch.export would take as
 # special values and specialise a dimension to.
@@ -21,7 +21,7 @@ def example_inputs(model, sizes: dict[str, int] | None = None, integers: int = 1
     Integer inputs are drawn from [0, integers): the default, zeros, is a
     valid index for any embedding."""
     sizes = sizes or {}
-    steps = {symbol: m.of for symbol, m in dim_multiples(model.graph).items()}
+    steps = dim_steps(model.graph)
     generator = torch.Generator().manual_seed(0)
     tensors = []
 
