@@ -64,3 +64,37 @@ def test_a_servers_warm_up_builds_and_leaves_the_global_generator_alone():
     before = torch.get_rng_state()
     warm_up()  # a spec it carries: a mistake in it would fail every server's start
     assert torch.equal(torch.get_rng_state(), before)
+
+
+def test_draws_are_skipped_only_while_building_and_only_in_the_building_thread():
+    # Modules are built on the meta device with torch.nn.init's functions
+    # skipped; a thread drawing its own weights meanwhile, and this thread
+    # afterwards, draw as usual.
+    import threading
+
+    stop = threading.Event()
+    empty_draws = []
+
+    def draw():
+        while not stop.is_set():
+            w = torch.zeros(64)
+            nn.init.uniform_(w, 1.0, 2.0)
+            empty_draws.append(bool((w == 0).any()))
+
+    other = threading.Thread(target=draw)
+    other.start()
+    try:
+        modules = [compile_text(SPEC, seed=3).module for _ in range(3)]
+    finally:
+        stop.set()
+        other.join()
+    assert empty_draws and not any(empty_draws)
+    w = torch.zeros(64)
+    nn.init.normal_(w)
+    assert bool((w != 0).all())
+    expected = torch_default(3)
+    for module in modules:
+        params = dict(module.named_parameters())
+        assert params and all(p.requires_grad and not p.is_meta for p in params.values())
+        for key, value in module.state_dict().items():
+            assert value.stride() == expected[key].stride(), key
