@@ -12,10 +12,13 @@ PyTorch does, less the emit time).  total = load + validate + expand + check
 + shapes + emit + init: what `netspec compile` spends before writing files.
 (Emitting under `torch.device("meta")` instead would add the cost of torch's
 device mode, which sees every tensor call, to a path no command takes.)
+What the imports made is frozen out of the garbage collector's reach, as
+the `netspec` command does.
 """
 from __future__ import annotations
 
 import argparse
+import gc
 import statistics
 import sys
 import time
@@ -30,6 +33,8 @@ from compiler.backend.emit import emit  # noqa: E402
 from compiler.frontend import expand, load_file, validate  # noqa: E402
 from compiler.passes import costs, shapes, signature, structure  # noqa: E402
 from compiler.tools.report import table  # noqa: E402
+
+gc.freeze()  # as the netspec command does once its imports are done (compiler/cli.py)
 
 STAGES = ("load", "validate", "expand", "check", "shapes", "emit", "init")
 

@@ -148,3 +148,23 @@ def test_a_warning_is_printed_but_not_fatal(cli, tmp_path):
     run = cli("check", spec)
     assert run.code == 0
     assert re.search(r"unused.yaml:5:3: warning: node 'spare' \(relu\): unused", run.err)
+
+
+def test_only_the_command_itself_freezes_what_its_imports_made(cli, tmp_path):
+    # main() called by a program that goes on (as here) must leave its
+    # garbage collector as it was: what is frozen is never collected.
+    import gc
+    import subprocess
+    import sys
+
+    frozen = gc.get_freeze_count()
+    assert cli("compile", SPECS / "lenet.yaml", "--repository", tmp_path / "in", "--quiet").code == 0
+    assert gc.get_freeze_count() == frozen
+    # The command itself does freeze them, and still writes its model.
+    probe = ("import gc, sys; from compiler import cli; code = cli.main(); "
+             "print(gc.get_freeze_count() > 10000); sys.exit(code)")
+    proc = subprocess.run([sys.executable, "-c", probe, "compile", str(SPECS / "lenet.yaml"), "--repository",
+                           str(tmp_path / "out"), "--quiet"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "True"
+    assert (tmp_path / "out" / "lenet" / "config.pbtxt").exists()
