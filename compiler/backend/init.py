@@ -94,7 +94,7 @@ class _NoDraws(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         if getattr(func, "__module__", None) == "torch.nn.init":
-            return args[0] if args else None
+            return args[0] if args else (kwargs or {}).get("tensor")  # the tensor it would have filled
         return func(*args, **(kwargs or {}))
 
 
