@@ -10,6 +10,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="netspec")
     add_commands(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
+    args.owns_process = argv is None  # as the netspec command: the process is the command's own
     return args.func(args)
 
 

@@ -33,6 +33,7 @@ pools must not exist before a fork, and each worker imports them itself.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -102,6 +103,7 @@ def _worker_main(number: int, repository: Path, options: ServeOptions, messages,
     from service.runtime import resolve_device
     from service.server import serve
 
+    gc.freeze()  # the worker's own process: as `netspec serve` does (service/cli.py, _settle_imports)
     try:
         resolve_device(options.device)
     except (ValueError, RuntimeError) as e:  # an unknown or unavailable device

@@ -168,3 +168,40 @@ def test_only_the_command_itself_freezes_what_its_imports_made(cli, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "True"
     assert (tmp_path / "out" / "lenet" / "config.pbtxt").exists()
+
+
+# The server, in place of service.server.serve: it reports what the command
+# froze before serving, and whether a model built afterwards (an fx module,
+# in a reference cycle with its graph) is still collected once dropped, as
+# an unloaded model must be.
+_SERVE_PROBE = """
+import gc, sys, weakref
+import service.server
+
+async def serve(repository, options, on_listening=None):
+    frozen = gc.get_freeze_count()
+    from compiler import api
+    model = weakref.ref(api.compile_file(spec).module)
+    gc.collect()
+    print(frozen > 10000, model() is None)
+    return 0
+
+service.server.serve = serve
+from compiler import cli
+spec, how, repository = sys.argv[1:]
+sys.argv = ["netspec", "serve", "--repository", repository]
+sys.exit(cli.main() if how == "own" else cli.main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("how", ["own", "called"])
+def test_serve_freezes_what_its_imports_made_and_still_frees_models(tmp_path, how):
+    import subprocess
+    import sys
+
+    (tmp_path / "repository").mkdir()
+    proc = subprocess.run([sys.executable, "-c", _SERVE_PROBE, str(SPECS / "lenet.yaml"), how, str(tmp_path / "repository")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    frozen = how == "own"  # main() called by a program that goes on leaves its collector alone
+    assert proc.stdout.split() == [str(frozen), "True"]
