@@ -9,7 +9,6 @@ code 2.
 from __future__ import annotations
 
 import argparse
-import gc
 import sys
 from pathlib import Path
 
@@ -221,18 +220,6 @@ def serve_options(args: argparse.Namespace) -> ServeOptions | str:
     )
 
 
-def _settle_imports(args: argparse.Namespace) -> None:
-    """Where the server is the process's own (not main() called by a
-    program that goes on), puts what its imports made (torch's and gRPC's
-    modules, classes and functions, which live as long as the process) out
-    of the garbage collector's reach. Otherwise every full collection while
-    the models load scans them all: starting the zoo met seven, 856 ms of a
-    6.6 s start. Models loaded afterwards are collected as before, so an
-    unloaded model is freed."""
-    if getattr(args, "owns_process", False):
-        gc.freeze()
-
-
 def run_serve(args: argparse.Namespace) -> int:
     options = serve_options(args)
     if isinstance(options, str):
@@ -269,11 +256,12 @@ def run_serve(args: argparse.Namespace) -> int:
             check_free(options.host, options.port)
         except OSError as e:  # PortBusy, or an address this machine does not have
             return _fail(f"cannot serve on {options.host}:{options.port}: {e}")
+    from compiler.cli import settle_imports
     from service.metrics import MetricsPortError
     from service.runtime import resolve_device
     from service.server import serve
 
-    _settle_imports(args)
+    settle_imports(args)
     try:
         resolve_device(options.device)
     except (ValueError, RuntimeError) as e:

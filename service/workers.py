@@ -103,7 +103,7 @@ def _worker_main(number: int, repository: Path, options: ServeOptions, messages,
     from service.runtime import resolve_device
     from service.server import serve
 
-    gc.freeze()  # the worker's own process: as `netspec serve` does (service/cli.py, _settle_imports)
+    gc.freeze()  # the worker's own process: as `netspec serve` does (compiler/cli.py, settle_imports)
     try:
         resolve_device(options.device)
     except (ValueError, RuntimeError) as e:  # an unknown or unavailable device
