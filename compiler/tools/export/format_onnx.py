@@ -31,13 +31,27 @@ INLINE_WEIGHTS_LIMIT = 1 << 30
 
 
 def export(model, repository: Path, settings: ExportSettings) -> Path:
+    onnx_program = program(model)
+    module = model.module
+    config = model_config(model, settings, platform="onnxruntime_onnx")
+    with version_folder(repository, settings) as folder:
+        size = sum(t.numel() * t.element_size() for t in module.state_dict().values())
+        onnx_program.save(str(folder / MODEL_FILE), external_data=size > INLINE_WEIGHTS_LIMIT)
+    write_config(Path(repository) / settings.name, config)
+    return Path(repository) / settings.name / str(settings.version)
+
+
+def program(model, module: torch.nn.Module | None = None):
+    """The model's ONNX program (torch.onnx.ONNXProgram), its symbolic
+    dimensions dynamic, from `module` (default: the model's own, e.g. with
+    its batch norms folded). ExportError says why a model cannot be exported."""
     try:
         import onnx  # noqa: F401 - torch.onnx needs both, and says so less clearly
         import onnxscript  # noqa: F401
     except ImportError as e:
         raise ExportError(f"--format onnx needs the onnx and onnxscript packages ({e})",
                           hint="pip install 'netspec[onnx]'") from None
-    module = model.module.eval()
+    module = (model.module if module is None else module).eval()
     args = example_inputs(model)
     try:
         with _quiet():
@@ -48,12 +62,7 @@ def export(model, repository: Path, settings: ExportSettings) -> Path:
     except Exception as e:  # torch.export and torch.onnx raise many types; their message is the reason
         raise ExportError(f"torch.onnx cannot export {_what(model)}: {_first_lines(str(e))}") from e
     _check_dynamic(onnx_program.model_proto, model)
-    config = model_config(model, settings, platform="onnxruntime_onnx")
-    with version_folder(repository, settings) as folder:
-        size = sum(t.numel() * t.element_size() for t in module.state_dict().values())
-        onnx_program.save(str(folder / MODEL_FILE), external_data=size > INLINE_WEIGHTS_LIMIT)
-    write_config(Path(repository) / settings.name, config)
-    return Path(repository) / settings.name / str(settings.version)
+    return onnx_program
 
 
 def _what(model) -> str:
