@@ -10,7 +10,7 @@ from google.protobuf import text_format
 
 from compiler.protocol.generated import model_config_pb2
 from service.errors import ConfigError, shown
-from service.fast import FastOptions, fast_options_of
+from service.fast import ONNXRUNTIME, FastOptions, fast_options_of
 
 PRECISIONS = ("fp32", "fp16", "bf16")
 
@@ -53,6 +53,10 @@ def settings_of(config: model_config_pb2.ModelConfig) -> ModelSettings:
         )
     if config.max_batch_size < 0:
         raise ConfigError(f"model '{config.name}': max_batch_size is {config.max_batch_size}; expected 0 or more")
+    fast = fast_options_of(config)
+    if fast.onnxruntime and precision != "fp32":
+        raise ConfigError(f"model '{config.name}': cpu_execution_accelerator '{ONNXRUNTIME}' runs the model in fp32; "
+                          f"parameter precision is '{precision}'")
     batching = config.HasField("dynamic_batching") and config.max_batch_size > 0
     delay_us = config.dynamic_batching.max_queue_delay_microseconds
     return ModelSettings(
@@ -61,7 +65,7 @@ def settings_of(config: model_config_pb2.ModelConfig) -> ModelSettings:
         dynamic_batching=batching,
         max_queue_delay_s=delay_us / 1e6 if batching else 0.0,
         precision=precision,
-        fast=fast_options_of(config),
+        fast=fast,
     )
 
 

@@ -9,7 +9,7 @@ the module when it loads.
              graph_spec { batch_size: 64 } }  # max_batch_size)
       execution_accelerators {
         gpu_execution_accelerator { name: "torch_compile" parameters { key: "mode" value: "max-autotune-no-cudagraphs" } }
-        cpu_execution_accelerator { name: "torch_compile" }
+        cpu_execution_accelerator { name: "torch_compile" }   # or { name: "onnxruntime" }
       }
     }
     parameters { key: "memory_format" value { string_value: "channels_last" } }
@@ -20,7 +20,9 @@ include a batch norm into its convolution; `cuda` is what Triton's TensorRT
 backend reads; an execution accelerator is named with string parameters, as
 ONNX Runtime's "tensorrt" and "openvino" are, and the parameters are those
 of torch.compile that Triton's PyTorch backend takes in
-TORCH_COMPILE_OPTIONAL_PARAMETERS. As in Triton, a gpu accelerator applies
+TORCH_COMPILE_OPTIONAL_PARAMETERS. The cpu accelerator "onnxruntime" (no
+parameters; Triton's ONNX Runtime backend is where the name comes from)
+runs the model in ONNX Runtime (service/onnx_forward.py). As in Triton, a gpu accelerator applies
 to a model on a GPU, a cpu one to a model on the CPU; `cuda` and gpu
 accelerators on a CPU device are skipped with a warning in the log, so one
 repository serves on both. Every value is checked on either device: a
@@ -29,6 +31,7 @@ wrong one fails the load of that model alone.
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass, field
 
 from compiler.protocol.generated import model_config_pb2
@@ -37,6 +40,9 @@ from service.errors import ConfigError, shown
 GRAPH_LEVELS = {-1: "off", 0: "the default: off", 1: "fold batch norms into the convolutions before them"}
 MEMORY_FORMATS = ("contiguous", "channels_last")
 ACCELERATOR = "torch_compile"
+ONNXRUNTIME = "onnxruntime"  # cpu only
+ONNXRUNTIME_PACKAGES = ("onnxruntime", "onnx", "onnxscript")  # the session, and torch.onnx's exporter
+CPU_ACCELERATORS = (ACCELERATOR, ONNXRUNTIME)
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 # Modes whose inductor settings capture CUDA graphs of their own, which
 # cannot be captured again inside cuda { graphs: true }.
@@ -58,10 +64,12 @@ class FastOptions:
     compile: dict[str, dict] = field(default_factory=dict)
     cuda_graphs: bool = False
     graph_specs: tuple[GraphSpec, ...] = ()  # empty with cuda_graphs: the default sizes
+    onnxruntime: bool = False  # on the CPU, run in ONNX Runtime
 
     @property
     def any(self) -> bool:
-        return self.fold_batch_norm or self.channels_last or bool(self.compile) or self.cuda_graphs
+        return (self.fold_batch_norm or self.channels_last or bool(self.compile) or self.cuda_graphs
+                or self.onnxruntime)
 
 
 def default_graph_sizes(max_batch_size: int) -> list[int]:
@@ -86,18 +94,23 @@ def fast_options_of(config: model_config_pb2.ModelConfig) -> FastOptions:
     if memory_format not in MEMORY_FORMATS:
         raise ConfigError(f"{where}parameter memory_format is '{shown(memory_format)}'; "
                           f"expected {' or '.join(MEMORY_FORMATS)}")
-    compile_kwargs = {}
+    compile_kwargs, onnxruntime = {}, False
     for device, accelerators in (("cuda", opt.execution_accelerators.gpu_execution_accelerator),
                                  ("cpu", opt.execution_accelerators.cpu_execution_accelerator)):
         kind = "gpu" if device == "cuda" else "cpu"
-        for accelerator in accelerators:
-            if accelerator.name != ACCELERATOR:
-                raise ConfigError(f"{where}{kind}_execution_accelerator '{shown(accelerator.name)}' is not known; "
-                                  f"netspec has '{ACCELERATOR}'")
-            if device in compile_kwargs:
-                raise ConfigError(f"{where}{kind}_execution_accelerator '{ACCELERATOR}' is given twice")
-            compile_kwargs[device] = _compile_kwargs(dict(accelerator.parameters), f"{where}{kind}_execution_accelerator "
-                                                     f"'{ACCELERATOR}': ")
+        known = CPU_ACCELERATORS if device == "cpu" else (ACCELERATOR,)
+        for i, accelerator in enumerate(accelerators):
+            prefix = f"{where}{kind}_execution_accelerator '{shown(accelerator.name)}'"
+            if accelerator.name not in known:
+                raise ConfigError(f"{prefix} is not known; netspec has " + " and ".join(f"'{n}'" for n in known))
+            if i > 0:
+                raise ConfigError(f"{where}{kind}_execution_accelerator lists '{shown(accelerators[0].name)}' and "
+                                  f"'{shown(accelerator.name)}'; a model runs with one")
+            if accelerator.name == ONNXRUNTIME:
+                onnxruntime = True
+                _check_onnxruntime(dict(accelerator.parameters), memory_format, f"{prefix}: ")
+            else:
+                compile_kwargs[device] = _compile_kwargs(dict(accelerator.parameters), f"{prefix}: ")
     cuda = opt.cuda
     if cuda.graph_spec and not cuda.graphs:
         raise ConfigError(f"{where}optimization cuda has graph_spec but not graphs: true")
@@ -118,7 +131,21 @@ def fast_options_of(config: model_config_pb2.ModelConfig) -> FastOptions:
             raise ConfigError(f"{where}cuda graph_spec batch_size {spec.batch_size} is given twice")
         specs.append(GraphSpec(spec.batch_size, {name: tuple(shape.dim) for name, shape in spec.input.items()}))
     return FastOptions(fold_batch_norm=level == 1, channels_last=memory_format == "channels_last",
-                       compile=compile_kwargs, cuda_graphs=cuda.graphs, graph_specs=tuple(specs))
+                       compile=compile_kwargs, cuda_graphs=cuda.graphs, graph_specs=tuple(specs),
+                       onnxruntime=onnxruntime)
+
+
+def _check_onnxruntime(parameters: dict[str, str], memory_format: str, where: str) -> None:
+    if parameters:
+        raise ConfigError(f"{where}parameter '{shown(next(iter(parameters)))}' is not known; it takes none "
+                          "(its threads are the server's --intra-op-threads)")
+    if memory_format != "contiguous":
+        raise ConfigError(f"{where}runs the model in ONNX Runtime, which lays out its tensors itself; "
+                          f"remove parameter memory_format '{memory_format}'")
+    missing = [p for p in ONNXRUNTIME_PACKAGES if importlib.util.find_spec(p) is None]
+    if missing:
+        raise ConfigError(f"{where}needs the {' and '.join(missing)} package{'s' if len(missing) > 1 else ''}: "
+                          "pip install 'netspec[onnx]'")
 
 
 def _compile_kwargs(parameters: dict[str, str], where: str) -> dict:

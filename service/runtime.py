@@ -131,12 +131,13 @@ class Runtime:
         self.module = module.eval()
         self.forward = self.module  # what runs a batch: the module, or its torch.compile
         self.graphs: PaddedGraphs | None = None
-        self._compile_and_capture(fast, capture)
+        self._compile_and_capture(model, fast, capture)
 
-    def _compile_and_capture(self, fast: FastOptions, capture: Capture | None) -> None:
-        """torch.compile for this device type, then the CUDA graphs (which
-        run the compiled module once per size before capturing it); what is
-        for CUDA alone is skipped on another device, with a warning."""
+    def _compile_and_capture(self, model, fast: FastOptions, capture: Capture | None) -> None:
+        """torch.compile for this device type (or, on the CPU, an ONNX
+        Runtime session exported from the model), then the CUDA graphs
+        (which run the compiled module once per size before capturing it);
+        what is for CUDA alone is skipped on another device, with a warning."""
         graph_dims = self._graph_dims(fast, self.max_batch_size) if fast.cuda_graphs else {}  # checked on any device
         on_cuda = self.device.type == "cuda"
         skipped = []
@@ -145,6 +146,11 @@ class Runtime:
         compile_kwargs = fast.compile.get(self.device.type)
         if compile_kwargs is not None:
             self.forward = torch.compile(self.module, **compile_kwargs)
+        if fast.onnxruntime and self.device.type == "cpu":
+            from service.onnx_forward import OnnxForward
+
+            self.forward = OnnxForward(model, self.module, self.name)
+            log.info("model '%s' runs in ONNX Runtime (cpu_execution_accelerator onnxruntime)", self.name)
         if graph_dims and (on_cuda or capture is not None):
             self.graphs = PaddedGraphs(self.forward, sorted(graph_dims),
                                        lambda n: self._static_inputs(n, graph_dims[n]), capture or cuda_capture())

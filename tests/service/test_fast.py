@@ -92,8 +92,20 @@ def test_options_from_config():
      "parameter memory_format is 'nhwc'; expected contiguous or channels_last"),
     ('optimization { execution_accelerators { gpu_execution_accelerator { name: "tensorrt" } } }',
      "gpu_execution_accelerator 'tensorrt' is not known; netspec has 'torch_compile'"),
+    ('optimization { execution_accelerators { gpu_execution_accelerator { name: "onnxruntime" } } }',
+     "gpu_execution_accelerator 'onnxruntime' is not known; netspec has 'torch_compile'"),
+    ('optimization { execution_accelerators { cpu_execution_accelerator { name: "openvino" } } }',
+     "cpu_execution_accelerator 'openvino' is not known; netspec has 'torch_compile' and 'onnxruntime'"),
     ('optimization { execution_accelerators { cpu_execution_accelerator [ { name: "torch_compile" }, '
-     '{ name: "torch_compile" } ] } }', "cpu_execution_accelerator 'torch_compile' is given twice"),
+     '{ name: "torch_compile" } ] } }', "cpu_execution_accelerator lists 'torch_compile' and 'torch_compile'; a model"),
+    ('optimization { execution_accelerators { cpu_execution_accelerator [ { name: "onnxruntime" }, '
+     '{ name: "torch_compile" } ] } }', "cpu_execution_accelerator lists 'onnxruntime' and 'torch_compile'; a model"),
+    ('optimization { execution_accelerators { cpu_execution_accelerator { name: "onnxruntime" '
+     'parameters { key: "threads" value: "4" } } } }',
+     "cpu_execution_accelerator 'onnxruntime': parameter 'threads' is not known; it takes none"),
+    ('optimization { execution_accelerators { cpu_execution_accelerator { name: "onnxruntime" } } } '
+     'parameters { key: "memory_format" value { string_value: "channels_last" } }',
+     "ONNX Runtime, which lays out its tensors itself; remove parameter memory_format 'channels_last'"),
     ('optimization { execution_accelerators { gpu_execution_accelerator { name: "torch_compile" '
      'parameters { key: "mode" value: "fastest" } } } }', "mode is 'fastest'; expected one of default, "),
     ('optimization { execution_accelerators { gpu_execution_accelerator { name: "torch_compile" '
@@ -117,6 +129,26 @@ def test_a_wrong_value_is_named(text, message):
     with pytest.raises(ConfigError) as info:
         fast_options_of(parse_config('name: "m" max_batch_size: 16 ' + text))
     assert str(info.value).startswith("model 'm': ") and message in str(info.value)
+
+
+def test_onnxruntime_options():
+    text = 'name: "m" max_batch_size: 4 optimization { execution_accelerators { %s } }'
+    cpu_ort = 'cpu_execution_accelerator { name: "onnxruntime" }'
+    assert fast_options_of(parse_config(text % cpu_ort)) == FastOptions(onnxruntime=True)
+    both = fast_options_of(parse_config(text % ('gpu_execution_accelerator { name: "torch_compile" } ' + cpu_ort)))
+    assert both.onnxruntime and both.compile == {"cuda": {}} and both.any
+    with pytest.raises(ConfigError, match="'onnxruntime' runs the model in fp32; parameter precision is 'bf16'"):
+        settings_of(parse_config(text % cpu_ort + ' parameters { key: "precision" value { string_value: "bf16" } }'))
+
+
+def test_onnxruntime_missing_is_named_with_what_to_install(monkeypatch):
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnxruntime" else find_spec(name, *a))
+    with pytest.raises(ConfigError, match=r"'onnxruntime': needs the onnxruntime package: pip install 'netspec\[onnx\]'"):
+        fast_options_of(parse_config('name: "m" optimization { execution_accelerators { '
+                                     'cpu_execution_accelerator { name: "onnxruntime" } } }'))
 
 
 def test_graphs_need_a_batching_model():

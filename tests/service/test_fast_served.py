@@ -13,6 +13,7 @@ grpcclient = pytest.importorskip("tritonclient.grpc")
 from server_process import Server, conv_net_spec, spread_batch_norm_statistics  # noqa: E402
 
 SPEC = conv_net_spec(16)
+ONNXRUNTIME = 'optimization { execution_accelerators { cpu_execution_accelerator { name: "onnxruntime" } } }\n'
 
 
 @pytest.fixture(scope="module")
@@ -28,6 +29,9 @@ def server(tmp_path_factory):
     write_version(model, root, "wrong")
     with open(root / "wrong" / CONFIG_FILE, "a") as f:
         f.write("optimization { graph { level: 3 } }\n")
+    write_version(model, root, "onnxruntime")
+    with open(root / "onnxruntime" / CONFIG_FILE, "a") as f:
+        f.write(ONNXRUNTIME)
     server = Server(root)
     yield server
     assert server.stop() == 0
@@ -45,6 +49,7 @@ def test_fast_mode_answers_as_the_plain_model(server):
         plain = infer(client, "plain", images)
         fast = infer(client, "fast", images)
         fast_bf16 = infer(client, "fast_bf16", images)
+        onnxruntime = infer(client, "onnxruntime", images)
         assert client.get_model_metadata("fast_bf16").outputs[0].datatype == "FP32"
         config = client.get_model_config("fast", as_json=True)["config"]  # as Triton's clients read it
         assert config["optimization"]["graph"]["level"] == 1 and config["optimization"]["cuda"]["graphs"]
@@ -52,7 +57,9 @@ def test_fast_mode_answers_as_the_plain_model(server):
     scale = np.abs(plain).max()
     assert np.abs(fast - plain).max() <= 1e-5 * max(scale, 1)  # folded and channels_last, fp32
     assert np.abs(fast_bf16 - plain).max() <= 2e-2 * scale  # bf16 keeps 8 bits of mantissa (as test_fast.py)
+    assert np.abs(onnxruntime - plain).max() <= 1e-5 * max(scale, 1)  # fp32, other kernels
     log = server.log()
+    assert "model 'onnxruntime' runs in ONNX Runtime" in log
     assert "model 'fast' runs on cpu: gpu_execution_accelerator torch_compile and cuda graphs are for CUDA" in log
 
 
@@ -61,4 +68,4 @@ def test_a_wrong_fast_mode_fails_that_model_alone(server):
         index = {m["name"]: m for m in client.get_model_repository_index(as_json=True)["models"]}
         assert index["wrong"]["state"] == "UNAVAILABLE"
         assert "model 'wrong': optimization graph level is 3" in index["wrong"]["reason"]
-        assert all(index[name]["state"] == "READY" for name in ("plain", "fast", "fast_bf16"))
+        assert all(index[name]["state"] == "READY" for name in ("plain", "fast", "fast_bf16", "onnxruntime"))

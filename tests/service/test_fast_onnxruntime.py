@@ -1,0 +1,67 @@
+"""ONNX Runtime as a model's CPU execution accelerator (service/onnx_forward.py):
+the session made at load answers as the plain module does, at any batch size
+and with its batch norms folded; a model torch.onnx cannot export fails its
+load with the exporter's reason."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from compiler.api import compile_file, compile_text
+from common import ROOT
+from server_process import conv_net_spec, spread_batch_norm_statistics
+from service.config import parse_config, settings_of
+from service.errors import ConfigError
+from service.onnx_forward import OnnxForward
+from service.runtime import Runtime
+
+pytest.importorskip("onnxruntime")
+
+CPU = torch.device("cpu")
+CONFIG = """name: "m" max_batch_size: 8
+optimization {
+  graph { level: %d }
+  execution_accelerators { cpu_execution_accelerator { name: "onnxruntime" } }
+}
+"""
+
+
+@pytest.mark.parametrize("level", [0, 1])
+def test_onnxruntime_answers_as_the_plain_module(level):
+    model = spread_batch_norm_statistics(compile_text(conv_net_spec(8)))
+    fast = settings_of(parse_config(CONFIG % level)).fast
+    plain = Runtime(copy.deepcopy(model), device=CPU, max_batch_size=8)
+    accelerated = Runtime(model, device=CPU, max_batch_size=8, fast=fast)
+    assert isinstance(accelerated.forward, OnnxForward)
+    generator = torch.Generator().manual_seed(0)
+    for n in (1, 3, 8):  # the batch dimension stays dynamic in the session
+        x = torch.randn(n, 3, 8, 8, generator=generator)
+        (want,), _ = plain.run([x])
+        (got,), timings = accelerated.run([x])
+        assert got.shape == want.shape == (n, 5) and got.dtype == torch.float32
+        # other kernels, other float sums: 1e-7 of the scale measured (tests/export: 1e-4 allowed)
+        torch.testing.assert_close(got, want, atol=1e-5 * float(want.abs().max()), rtol=0)
+        assert timings.compute_infer > 0
+
+
+def test_token_ids_reach_the_session_as_integers():
+    model = compile_file(ROOT / "specs" / "rnn.yaml", "lstm")
+    fast = settings_of(parse_config(CONFIG % 0)).fast
+    plain = Runtime(copy.deepcopy(model), device=CPU, max_batch_size=8)
+    accelerated = Runtime(model, device=CPU, max_batch_size=8, fast=fast)
+    ids = [torch.randint(0, 2, (2, 5), generator=torch.Generator().manual_seed(1))]
+    for want, got in zip(plain.run(ids)[0], accelerated.run(ids)[0]):
+        torch.testing.assert_close(got, want, atol=1e-5 * float(want.abs().max()), rtol=0)
+
+
+def test_a_model_torch_onnx_cannot_export_fails_its_load_saying_why():
+    model = compile_file(ROOT / "specs" / "rnn.yaml", "rnn")  # torch.nn.RNN: T fixed (docs/deploy.md, note 1)
+    fast = settings_of(parse_config(CONFIG % 0)).fast
+    with pytest.raises(ConfigError) as info:
+        Runtime(model, device=CPU, max_batch_size=8, fast=fast)
+    message = str(info.value)
+    assert message.startswith("model 'rnn': cpu_execution_accelerator 'onnxruntime': torch.export fixes dimension T")
+    assert "triton-python" in message  # the exporter's hint comes along
