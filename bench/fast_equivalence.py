@@ -4,6 +4,7 @@ of docs/serving.md's Fast mode table; the tests assert the tolerances).
 
     python bench/fast_equivalence.py              # folding, channels_last, bf16/fp16, padded graphs
     python bench/fast_equivalence.py --compile    # also torch.compile (inductor: a minute the first time)
+    python bench/fast_equivalence.py --onnxruntime  # also cpu_execution_accelerator onnxruntime (an export per model)
     python bench/fast_equivalence.py --zoo        # folding in every spec of specs/ (default variants), batch 1
 """
 
@@ -88,6 +89,7 @@ def zoo() -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--compile", action="store_true", help="also torch.compile (inductor)")
+    parser.add_argument("--onnxruntime", action="store_true", help="also ONNX Runtime (needs netspec[onnx])")
     parser.add_argument("--zoo", action="store_true", help="folding in every spec of specs/ instead")
     args = parser.parse_args(argv)
     if args.zoo:
@@ -121,6 +123,17 @@ def main(argv=None) -> int:
             compiled = Runtime(copy.deepcopy(model), device=CPU, max_batch_size=8,
                                fast=FastOptions(compile={"cpu": {}}))
             row("torch.compile (inductor)", "residual convnet [8, 3, 8, 8]", want, compiled.run([x(8, 3, 8, 8)])[0][0])
+        if args.onnxruntime:
+            onnx = Runtime(copy.deepcopy(model), device=CPU, max_batch_size=8,
+                           fast=FastOptions(fold_batch_norm=True, onnxruntime=True))
+            row("folding + onnxruntime", "residual convnet [8, 3, 8, 8]", want, onnx.run([x(8, 3, 8, 8)])[0][0])
+            resnet = with_statistics(compile_file(ROOT / "specs" / "resnet.yaml", "50"))
+            want = Runtime(copy.deepcopy(resnet), device=CPU, max_batch_size=8).run([x(2, 3, 224, 224)])[0][0]
+            for fold in (False, True):
+                onnx = Runtime(copy.deepcopy(resnet), device=CPU, max_batch_size=8,
+                               fast=FastOptions(fold_batch_norm=fold, onnxruntime=True))
+                row("folding + onnxruntime" if fold else "onnxruntime", "resnet.yaml 50 [2, 3, 224, 224]", want,
+                    onnx.run([x(2, 3, 224, 224)])[0][0])
     return 0
 
 

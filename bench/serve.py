@@ -12,6 +12,10 @@ measured by the same closed-loop client, in the same run.
     python bench/serve.py --models lenet --workers 1 2              # one server process against two
     python bench/serve.py --peers               # lenet beside KServe and Triton (bench/peers.py)
 
+With --peers, netspec is measured twice: as compiled, and with its CPU
+accelerator ONNX Runtime (`cpu_execution_accelerator { name: "onnxruntime" }`
+added to the model's config.pbtxt).
+
 Each request carries one sample (batch 1). With --workers, the rows are
 `netspec serve --workers K` for each K given (dynamic batching on) and the
 floor, and every concurrent client has a connection of its own (the kernel
@@ -31,6 +35,7 @@ import asyncio
 import contextlib
 import functools
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -43,6 +48,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 STARTUP_TIMEOUT_S = 180
+ORT_ROW = "netspec onnxruntime"
+ONNXRUNTIME_CONFIG = 'optimization { execution_accelerators { cpu_execution_accelerator { name: "onnxruntime" } } }\n'
 NP_TYPES = {"FP32": np.float32, "FP16": np.float16, "INT64": np.int64, "UINT8": np.uint8}
 
 
@@ -569,6 +576,9 @@ def run_peers(args) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         compile_models(tmp / "netspec", batching=True)
+        shutil.copytree(tmp / "netspec", tmp / "netspec_ort")
+        with open(tmp / "netspec_ort" / "lenet" / "config.pbtxt", "a") as f:
+            f.write(ONNXRUNTIME_CONFIG)
         request = asyncio.run(request_for_echo("lenet", tmp, tmp / "netspec"))
         version_dir = peers.export_triton_python(ROOT / "specs" / "lenet.yaml", tmp / "exported", "lenet")
 
@@ -580,7 +590,7 @@ def run_peers(args) -> int:
                 return
             try:
                 for c in args.concurrency:
-                    if name == "netspec":
+                    if name.startswith("netspec"):
                         rows.setdefault(name, {})[c] = measure_netspec(server.url, request, c, args)
                     else:
                         rows.setdefault(name, {})[c] = asyncio.run(
@@ -590,6 +600,7 @@ def run_peers(args) -> int:
 
         run("echo (floor)", lambda: start_echo(tmp))
         run("netspec", lambda: start_netspec(tmp / "netspec", "cpu"))
+        run(ORT_ROW, lambda: start_netspec(tmp / "netspec_ort", "cpu"))
         kserve = peers.kserve_python()
         if isinstance(kserve, str):
             notes.append(f"KServe: not installed: {kserve}")
@@ -605,30 +616,32 @@ def run_peers(args) -> int:
     load = os.getloadavg()
     print(f"\nlenet 1x1x28x28, batch-1 requests, batching on; {args.duration:g} s per point; "
           f"{os.cpu_count()} CPU cores; load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}\n")
-    header = f"{'server':<18} {'conc':>4} {'infer/s':>9} {'p50 ms':>8} {'p99 ms':>8}"
+    header = f"{'server':<20} {'conc':>4} {'infer/s':>9} {'p50 ms':>8} {'p99 ms':>8}"
     print(header)
     print("-" * len(header))
     for name, points in rows.items():
         for c, r in points.items():
-            print(f"{name:<18} {c:>4} {r['throughput']:>9.0f} {r['p50']:>8.2f} {r['p99']:>8.2f}")
-    ours, floor = rows.get("netspec", {}), rows.get("echo (floor)", {})
-    if ours:
+            print(f"{name:<20} {c:>4} {r['throughput']:>9.0f} {r['p50']:>8.2f} {r['p99']:>8.2f}")
+    floor = rows.get("echo (floor)", {})
+    ours_rows = {name: rows[name] for name in ("netspec", ORT_ROW) if name in rows}
+    if ours_rows:
         # The most a server can do: the floor's cost per request plus the model's time per sample.
         print("\nlimit = 1 / (1/floor + t_model(b)/b), b the samples per execution netspec ran, t_model its compute time")
-        header = (f"{'conc':>4} {'b':>5} {'t_model/b us':>12} {'limit':>8} {'ours/limit':>10} {'ours/floor':>10} "
-                  f"{'ours/KServe':>11} {'ours/Triton':>11} {'ours/PyTriton':>13}")
+        header = (f"{'ours':<20} {'conc':>4} {'b':>5} {'t_model/b us':>12} {'limit':>8} {'ours/limit':>10} "
+                  f"{'ours/floor':>10} {'ours/KServe':>11} {'ours/Triton':>11} {'ours/PyTriton':>13}")
         print(header)
         print("-" * len(header))
-        for c, r in ours.items():
-            def ratio(peer):
-                other = rows.get(peer, {}).get(c)
-                return f"{r['throughput'] / other['throughput']:.2f}" if other and other["throughput"] else "-"
+        for name, ours in ours_rows.items():
+            for c, r in ours.items():
+                def ratio(peer):
+                    other = rows.get(peer, {}).get(c)
+                    return f"{r['throughput'] / other['throughput']:.2f}" if other and other["throughput"] else "-"
 
-            f = floor.get(c)
-            limit = 1 / (1 / f["throughput"] + r["model_s_per_sample"]) if f and f["throughput"] else float("nan")
-            print(f"{c:>4} {r['batch']:>5.1f} {r['model_s_per_sample'] * 1e6:>12.0f} {limit:>8.0f} "
-                  f"{r['throughput'] / limit:>10.2f} {ratio('echo (floor)'):>10} {ratio('KServe 0.21'):>11} "
-                  f"{ratio('Triton py-backend'):>11} {ratio('PyTriton'):>13}")
+                f = floor.get(c)
+                limit = 1 / (1 / f["throughput"] + r["model_s_per_sample"]) if f and f["throughput"] else float("nan")
+                print(f"{name:<20} {c:>4} {r['batch']:>5.1f} {r['model_s_per_sample'] * 1e6:>12.0f} {limit:>8.0f} "
+                      f"{r['throughput'] / limit:>10.2f} {ratio('echo (floor)'):>10} {ratio('KServe 0.21'):>11} "
+                      f"{ratio('Triton py-backend'):>11} {ratio('PyTriton'):>13}")
     for note in notes:
         print(note)
     return 0
