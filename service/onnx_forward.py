@@ -6,9 +6,9 @@ Why: torch releases the GIL inside each operation and takes it back after,
 so on a server whose event loop holds the GIL most of the time, every one
 of a forward's operations waits for it. ONNX Runtime's run releases the GIL
 once for the whole graph. lenet at batch 4, one thread, beside a Python
-thread that never sleeps: 72 ms a forward in torch, 5.4 ms in ONNX Runtime
-(0.33 and 0.10 ms with nothing beside it); docs/serving.md has the served
-figures.
+thread that never sleeps: 69 ms a forward in torch, 5.6 ms in ONNX Runtime
+(0.40 and 0.11 ms with nothing beside it; bench/gil_contention.py);
+docs/serving.md has the served figures.
 
 The program is exported in fp32 from the module as loaded (its batch norms
 folded when the graph level asks), every symbolic dimension dynamic. The
