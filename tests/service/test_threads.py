@@ -137,12 +137,16 @@ def test_a_slow_trial_on_the_team_does_not_move_a_small_model_off_the_loop():
     scheduler = scheduler_for(module)
 
     async def body():
-        for _ in range(2 + 2 * threads.TRIALS):
+        for _ in range(4 + 2 * threads.TRIALS):
             await scheduler.submit([torch.zeros(1, 4)], 1)
         await scheduler.close()
 
     run(body())
-    assert module.on_loop[1:] == [True] * (1 + 2 * threads.TRIALS)
+    # the first run is on the worker, and on a loaded host its first runs there may take longer than
+    # the bound; once on the loop, the trials (the team's 3 ms among them) keep it there
+    first = module.on_loop.index(True)
+    assert 1 <= first <= 3 and all(module.on_loop[first:])
+    assert module.seen[first:first + 2 * threads.TRIALS] == [1, TEAM] * threads.TRIALS
     assert module.seen[-1] == 1
 
 
