@@ -134,6 +134,22 @@ def test_infer_every_compiled_model_matches_the_module(client, repository):
 def test_16_concurrent_async_infers_equal_single_runs(client, repository):
     rng = np.random.default_rng(1)
     batches = [rng.standard_normal((1, 1, 28, 28)).astype(np.float32) for _ in range(16)]
+    results, executions = burst(client, batches)
+    for k, x in enumerate(batches):
+        single = client.infer("lenet", to_infer_inputs({"image": x})).as_numpy("logits")
+        np.testing.assert_allclose(results[k], single, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(results[k], reference(repository, "lenet", {"image": x})[0], rtol=1e-4, atol=1e-5)
+    assert client.get_inference_statistics("lenet").model_stats[0].inference_stats.success.count >= 32
+    # Fewer executions than requests means batching happened. A burst may reach an idle server one
+    # request at a time (each then runs alone as it arrives), so a few bursts are allowed to show it.
+    tries = [executions]
+    while min(tries) >= len(batches) and len(tries) < 4:
+        tries.append(burst(client, batches)[1])
+    assert min(tries) < len(batches), f"executions per burst of {len(batches)}: {tries}"
+
+
+def burst(client, batches: list[np.ndarray]) -> tuple[dict[int, np.ndarray], int]:
+    """All of `batches` sent at once as async requests: their outputs, and the executions the server ran."""
     done: queue.Queue = queue.Queue()
     before = client.get_inference_statistics("lenet").model_stats[0].execution_count
     for k, x in enumerate(batches):
@@ -143,14 +159,7 @@ def test_16_concurrent_async_infers_equal_single_runs(client, repository):
         k, result, error = done.get(timeout=60)
         assert error is None, error
         results[k] = result.as_numpy("logits")
-    for k, x in enumerate(batches):
-        single = client.infer("lenet", to_infer_inputs({"image": x})).as_numpy("logits")
-        np.testing.assert_allclose(results[k], single, rtol=1e-5, atol=1e-6)
-        np.testing.assert_allclose(results[k], reference(repository, "lenet", {"image": x})[0], rtol=1e-4, atol=1e-5)
-    stats = client.get_inference_statistics("lenet").model_stats[0]
-    assert stats.inference_stats.success.count >= 32
-    # 16 concurrent requests then 16 sequential ones: fewer than 32 executions means batching happened.
-    assert stats.execution_count - before < 32
+    return results, client.get_inference_statistics("lenet").model_stats[0].execution_count - before
 
 
 def partial(put, k):
