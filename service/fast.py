@@ -22,10 +22,11 @@ ONNX Runtime's "tensorrt" and "openvino" are, and the parameters are those
 of torch.compile that Triton's PyTorch backend takes in
 TORCH_COMPILE_OPTIONAL_PARAMETERS. The cpu accelerator "onnxruntime" (no
 parameters; Triton's ONNX Runtime backend is where the name comes from)
-runs the model in ONNX Runtime (service/onnx_forward.py). As in Triton, a gpu accelerator applies
-to a model on a GPU, a cpu one to a model on the CPU; `cuda` and gpu
-accelerators on a CPU device are skipped with a warning in the log, so one
-repository serves on both. Every value is checked on either device: a
+runs the model in ONNX Runtime (service/onnx_forward.py), which lays out
+its own tensors: channels_last beside it applies on a GPU alone. As in
+Triton, a gpu accelerator applies to a model on a GPU, a cpu one to a model
+on the CPU; `cuda` and gpu accelerators on a CPU device are skipped with a
+warning in the log, so one repository serves on both. Every value is checked on either device: a
 wrong one fails the load of that model alone.
 """
 
@@ -108,7 +109,7 @@ def fast_options_of(config: model_config_pb2.ModelConfig) -> FastOptions:
                                   f"'{shown(accelerator.name)}'; a model runs with one")
             if accelerator.name == ONNXRUNTIME:
                 onnxruntime = True
-                _check_onnxruntime(dict(accelerator.parameters), memory_format, f"{prefix}: ")
+                _check_onnxruntime(dict(accelerator.parameters), f"{prefix}: ")
             else:
                 compile_kwargs[device] = _compile_kwargs(dict(accelerator.parameters), f"{prefix}: ")
     cuda = opt.cuda
@@ -135,13 +136,10 @@ def fast_options_of(config: model_config_pb2.ModelConfig) -> FastOptions:
                        onnxruntime=onnxruntime)
 
 
-def _check_onnxruntime(parameters: dict[str, str], memory_format: str, where: str) -> None:
+def _check_onnxruntime(parameters: dict[str, str], where: str) -> None:
     if parameters:
         raise ConfigError(f"{where}parameter '{shown(next(iter(parameters)))}' is not known; it takes none "
                           "(its threads are the server's --intra-op-threads)")
-    if memory_format != "contiguous":
-        raise ConfigError(f"{where}runs the model in ONNX Runtime, which lays out its tensors itself; "
-                          f"remove parameter memory_format '{memory_format}'")
     missing = [p for p in ONNXRUNTIME_PACKAGES if importlib.util.find_spec(p) is None]
     if missing:
         raise ConfigError(f"{where}needs the {' and '.join(missing)} package{'s' if len(missing) > 1 else ''}: "

@@ -119,14 +119,16 @@ class Runtime:
         # Batching needs every input and output to carry the batch dimension.
         self.batchable = max_batch_size > 0 and all(s.batched for s in self.inputs + self.outputs)
         self._compute_dtype = _PRECISION_DTYPES[precision]
-        self._channels_last = fast.channels_last
+        # ONNX Runtime lays out its own tensors: a CPU model run there keeps torch's layout
+        self._onnxruntime = fast.onnxruntime and device.type == "cpu"
+        self._channels_last = fast.channels_last and not self._onnxruntime
         module = model.module
         if fast.fold_batch_norm:  # in fp32, before any cast
             log.info("model '%s': %d batch norms folded into convolutions", self.name, api.fold_batch_norm(module))
         module = module.to(device)
         if precision != "fp32":
             module = module.to(dtype=self._compute_dtype)  # converts floating parameters only
-        if fast.channels_last:
+        if self._channels_last:
             module = module.to(memory_format=torch.channels_last)  # 4-d weights only
         self.module = module.eval()
         self.forward = self.module  # what runs a batch: the module, or its torch.compile
@@ -146,11 +148,12 @@ class Runtime:
         compile_kwargs = fast.compile.get(self.device.type)
         if compile_kwargs is not None:
             self.forward = torch.compile(self.module, **compile_kwargs)
-        if fast.onnxruntime and self.device.type == "cpu":
+        if self._onnxruntime:
             from service.onnx_forward import OnnxForward
 
             self.forward = OnnxForward(model, self.module, self.name)
-            log.info("model '%s' runs in ONNX Runtime (cpu_execution_accelerator onnxruntime)", self.name)
+            log.info("model '%s' runs in ONNX Runtime (cpu_execution_accelerator onnxruntime)%s", self.name,
+                     "; memory_format channels_last is for torch's kernels, not applied" if fast.channels_last else "")
         if graph_dims and (on_cuda or capture is not None):
             self.graphs = PaddedGraphs(self.forward, sorted(graph_dims),
                                        lambda n: self._static_inputs(n, graph_dims[n]), capture or cuda_capture())

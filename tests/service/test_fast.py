@@ -103,9 +103,6 @@ def test_options_from_config():
     ('optimization { execution_accelerators { cpu_execution_accelerator { name: "onnxruntime" '
      'parameters { key: "threads" value: "4" } } } }',
      "cpu_execution_accelerator 'onnxruntime': parameter 'threads' is not known; it takes none"),
-    ('optimization { execution_accelerators { cpu_execution_accelerator { name: "onnxruntime" } } } '
-     'parameters { key: "memory_format" value { string_value: "channels_last" } }',
-     "ONNX Runtime, which lays out its tensors itself; remove parameter memory_format 'channels_last'"),
     ('optimization { execution_accelerators { gpu_execution_accelerator { name: "torch_compile" '
      'parameters { key: "mode" value: "fastest" } } } }', "mode is 'fastest'; expected one of default, "),
     ('optimization { execution_accelerators { gpu_execution_accelerator { name: "torch_compile" '

@@ -47,6 +47,22 @@ def test_onnxruntime_answers_as_the_plain_module(level):
         assert timings.compute_infer > 0
 
 
+def test_channels_last_is_left_to_the_gpu_beside_it():
+    # one repository for both devices: channels_last for torch on a GPU, ONNX Runtime on the CPU
+    model = spread_batch_norm_statistics(compile_text(conv_net_spec(8)))
+    config = (CONFIG % 1) + 'parameters { key: "memory_format" value { string_value: "channels_last" } }\n'
+    fast = settings_of(parse_config(config)).fast
+    assert fast.channels_last and fast.onnxruntime
+    plain = Runtime(copy.deepcopy(model), device=CPU, max_batch_size=8)
+    accelerated = Runtime(model, device=CPU, max_batch_size=8, fast=fast)
+    assert isinstance(accelerated.forward, OnnxForward)
+    assert accelerated.module.conv1.weight.is_contiguous()  # torch's layout kept: the session has its own
+    x = torch.randn(4, 3, 8, 8, generator=torch.Generator().manual_seed(2))
+    (want,), _ = plain.run([x])
+    (got,), _ = accelerated.run([x])
+    torch.testing.assert_close(got, want, atol=1e-5 * float(want.abs().max()), rtol=0)
+
+
 def test_token_ids_reach_the_session_as_integers():
     model = compile_file(ROOT / "specs" / "rnn.yaml", "lstm")
     fast = settings_of(parse_config(CONFIG % 0)).fast
