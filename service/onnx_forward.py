@@ -19,18 +19,11 @@ spin, leaving the cores to gRPC and the event loop.
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 import torch
 
 from service.errors import ConfigError
 from service.fast import ONNXRUNTIME
-
-# torch.export traces through process-wide state (dynamo's); models load in
-# parallel threads, so their exports take turns.
-_exporting = threading.Lock()
-
 
 class OnnxForward:
     """Called as the module is, with CPU tensors; returns its outputs as CPU tensors."""
@@ -42,8 +35,7 @@ class OnnxForward:
         from compiler.tools.export.format_onnx import program
 
         try:
-            with _exporting:
-                proto = program(model, module).model_proto
+            proto = program(model, module).model_proto
         except ExportError as e:
             raise ConfigError(f"model '{name}': cpu_execution_accelerator '{ONNXRUNTIME}': {e.message}"
                               + (f" ({e.hint})" if e.hint else "")) from e

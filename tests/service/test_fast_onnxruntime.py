@@ -29,48 +29,51 @@ optimization {
 """
 
 
+def plain_and_accelerated(model, config: str) -> tuple[Runtime, Runtime]:
+    """The model as loaded without a fast mode, and with `config`'s (its session checked to be made)."""
+    plain = Runtime(copy.deepcopy(model), device=CPU, max_batch_size=8)
+    accelerated = Runtime(model, device=CPU, max_batch_size=8, fast=settings_of(parse_config(config)).fast)
+    assert isinstance(accelerated.forward, OnnxForward)
+    return plain, accelerated
+
+
+def assert_equal_to_scale(got: torch.Tensor, want: torch.Tensor) -> None:
+    # other kernels, other float sums: 1e-7 of the scale measured (tests/export: 1e-4 allowed)
+    torch.testing.assert_close(got, want, atol=1e-5 * float(want.abs().max()), rtol=0)
+
+
 @pytest.mark.parametrize("level", [0, 1])
 def test_onnxruntime_answers_as_the_plain_module(level):
-    model = spread_batch_norm_statistics(compile_text(conv_net_spec(8)))
-    fast = settings_of(parse_config(CONFIG % level)).fast
-    plain = Runtime(copy.deepcopy(model), device=CPU, max_batch_size=8)
-    accelerated = Runtime(model, device=CPU, max_batch_size=8, fast=fast)
-    assert isinstance(accelerated.forward, OnnxForward)
+    plain, accelerated = plain_and_accelerated(spread_batch_norm_statistics(compile_text(conv_net_spec(8))),
+                                               CONFIG % level)
     generator = torch.Generator().manual_seed(0)
     for n in (1, 3, 8):  # the batch dimension stays dynamic in the session
         x = torch.randn(n, 3, 8, 8, generator=generator)
         (want,), _ = plain.run([x])
         (got,), timings = accelerated.run([x])
         assert got.shape == want.shape == (n, 5) and got.dtype == torch.float32
-        # other kernels, other float sums: 1e-7 of the scale measured (tests/export: 1e-4 allowed)
-        torch.testing.assert_close(got, want, atol=1e-5 * float(want.abs().max()), rtol=0)
+        assert_equal_to_scale(got, want)
         assert timings.compute_infer > 0
 
 
 def test_channels_last_is_left_to_the_gpu_beside_it():
     # one repository for both devices: channels_last for torch on a GPU, ONNX Runtime on the CPU
-    model = spread_batch_norm_statistics(compile_text(conv_net_spec(8)))
     config = (CONFIG % 1) + 'parameters { key: "memory_format" value { string_value: "channels_last" } }\n'
     fast = settings_of(parse_config(config)).fast
     assert fast.channels_last and fast.onnxruntime
-    plain = Runtime(copy.deepcopy(model), device=CPU, max_batch_size=8)
-    accelerated = Runtime(model, device=CPU, max_batch_size=8, fast=fast)
-    assert isinstance(accelerated.forward, OnnxForward)
+    plain, accelerated = plain_and_accelerated(spread_batch_norm_statistics(compile_text(conv_net_spec(8))), config)
     assert accelerated.module.conv1.weight.is_contiguous()  # torch's layout kept: the session has its own
     x = torch.randn(4, 3, 8, 8, generator=torch.Generator().manual_seed(2))
     (want,), _ = plain.run([x])
     (got,), _ = accelerated.run([x])
-    torch.testing.assert_close(got, want, atol=1e-5 * float(want.abs().max()), rtol=0)
+    assert_equal_to_scale(got, want)
 
 
 def test_token_ids_reach_the_session_as_integers():
-    model = compile_file(ROOT / "specs" / "rnn.yaml", "lstm")
-    fast = settings_of(parse_config(CONFIG % 0)).fast
-    plain = Runtime(copy.deepcopy(model), device=CPU, max_batch_size=8)
-    accelerated = Runtime(model, device=CPU, max_batch_size=8, fast=fast)
+    plain, accelerated = plain_and_accelerated(compile_file(ROOT / "specs" / "rnn.yaml", "lstm"), CONFIG % 0)
     ids = [torch.randint(0, 2, (2, 5), generator=torch.Generator().manual_seed(1))]
     for want, got in zip(plain.run(ids)[0], accelerated.run(ids)[0]):
-        torch.testing.assert_close(got, want, atol=1e-5 * float(want.abs().max()), rtol=0)
+        assert_equal_to_scale(got, want)
 
 
 def test_a_model_torch_onnx_cannot_export_fails_its_load_saying_why():

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import threading
 import warnings
 from pathlib import Path
 
@@ -28,6 +29,10 @@ OPSET = 18
 # Above this, weights go to an external data file beside model.onnx
 # (protobuf cannot hold a message over 2 GiB).
 INLINE_WEIGHTS_LIMIT = 1 << 30
+# torch.export traces through process-wide state (dynamo's), and _quiet
+# swaps the process's stdout: exports from several threads (a server loading
+# models in parallel) take turns.
+_exporting = threading.Lock()
 
 
 def export(model, repository: Path, settings: ExportSettings) -> Path:
@@ -54,7 +59,7 @@ def program(model, module: torch.nn.Module | None = None):
     module = (model.module if module is None else module).eval()
     args = example_inputs(model)
     try:
-        with _quiet():
+        with _exporting, _quiet():
             onnx_program = torch.onnx.export(module, args, dynamo=True, opset_version=OPSET,
                                              dynamic_shapes=_dynamic_shapes(model, module),
                                              input_names=list(model.inputs), output_names=list(model.outputs),
