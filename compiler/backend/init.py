@@ -7,7 +7,9 @@ those torch.manual_seed(s) followed by the same constructors would give.
 """
 from __future__ import annotations
 
+import collections
 import math
+from typing import Callable
 
 import torch
 from torch import nn
@@ -68,20 +70,124 @@ def build(cls: type[nn.Module], args: tuple, kwargs: dict, generator: torch.Gene
     allocated, for a module whose every weight is loaded next.  Modules
     whose constructors draw nothing at random (batch norm, pooling,
     dropout) are built as they are."""
+    initialise = _initialiser(cls)
+    if initialise is None:
+        return cls(*args, **kwargs)
+    return _drawn(_allocated(_on_meta(cls, args, kwargs), torch.get_default_device()), initialise, generator)
+
+
+class Builder:
+    """Builds one emit's modules, as `build` does, constructing only the
+    first of each class and arguments: the others are copies of it with
+    tensors of their own, allocated (and drawn) as `build` gives them, or,
+    for a constructor that draws nothing, equal to the first's.  torch's
+    constructors (Module.__init__, registering each tensor, the meta-device
+    pass) were most of emitting ResNet-152, whose 312 modules are 16 kinds.
+    A module is copied only when its state outside its own tensors is plain
+    values (`_copyable`): nn.RNN, which keeps its weights in a list too, and
+    any module holding another are constructed each time."""
+
+    def __init__(self, generator: torch.Generator | None):
+        self.generator = generator
+        # key -> the module copied (never handed out; on the meta device if
+        # its weights are drawn), or None: that kind is constructed each time
+        self._first: dict[tuple, nn.Module | None] = {}
+
+    def build(self, cls: type[nn.Module], args: tuple, kwargs: dict) -> nn.Module:
+        key = _key(cls, args, kwargs)
+        initialise = _initialiser(cls)
+        if key is not None and key not in self._first:
+            first = cls(*args, **kwargs) if initialise is None else _on_meta(cls, args, kwargs)
+            self._first[key] = first if _copyable(first) else None
+        first = self._first.get(key) if key is not None else None
+        if first is None:
+            return build(cls, args, kwargs, self.generator)
+        if initialise is None:
+            return _copy(first, lambda t: t.detach().clone())
+        device = torch.get_default_device()
+        return _drawn(_copy(first, lambda t: _empty(t, device)), initialise, self.generator)
+
+
+def _initialiser(cls: type[nn.Module]):
     for kinds, initialise in _INITIALISERS:
         if issubclass(cls, kinds):
-            # Built on the meta device, so nothing is drawn, then given storage
-            # where torch builds tensors now (the CPU, or a `torch.device`
-            # context's).  (nn.utils.skip_init does this, but refuses nn.RNN,
-            # whose signature is (*args, **kwargs).)
-            with _NoDraws():
-                module = cls(*args, device="meta", **kwargs)
-            module = _allocated(module, torch.get_default_device())
-            if generator is not None:
-                with torch.no_grad():
-                    initialise(module, generator)
-            return module
-    return cls(*args, **kwargs)
+            return initialise
+    return None
+
+
+def _on_meta(cls: type[nn.Module], args: tuple, kwargs: dict) -> nn.Module:
+    # Built on the meta device, so nothing is drawn, then given storage
+    # where torch builds tensors now (the CPU, or a `torch.device`
+    # context's).  (nn.utils.skip_init does this, but refuses nn.RNN,
+    # whose signature is (*args, **kwargs).)
+    with _NoDraws():
+        return cls(*args, device="meta", **kwargs)
+
+
+def _drawn(module: nn.Module, initialise, generator: torch.Generator | None) -> nn.Module:
+    if generator is not None:
+        with torch.no_grad():
+            initialise(module, generator)
+    return module
+
+
+def _key(cls: type, args: tuple, kwargs: dict) -> tuple | None:
+    """What a module is built from, each value with its type (Dropout(0)
+    and Dropout(0.0) print differently); None when a value is not plain."""
+    def typed(v):
+        if isinstance(v, (tuple, list)):
+            return type(v), tuple(typed(x) for x in v)
+        if v is None or isinstance(v, (bool, int, float, str, torch.dtype)):
+            return type(v), v
+        raise TypeError(v)
+
+    try:
+        return cls, typed(args), tuple(sorted((k, typed(v)) for k, v in kwargs.items()))
+    except TypeError:
+        return None
+
+
+_PLAIN = (type(None), bool, int, float, str, torch.dtype, torch.device)
+_CONTAINERS = (dict, collections.OrderedDict, list, tuple, set)
+
+
+def _copyable(module: nn.Module) -> bool:
+    """No submodules; tensors only as plain nn.Parameter and torch.Tensor in
+    its own registries; everything else plain values or containers of them,
+    which `_copy` gives each copy anew."""
+    def plain(v) -> bool:
+        if isinstance(v, _PLAIN):
+            return True
+        if type(v) in _CONTAINERS:
+            items = v.items() if isinstance(v, dict) else ((None, x) for x in v)
+            return all(plain(k) and plain(x) for k, x in items)
+        return False
+
+    state = module.__dict__
+    return (not state.get("_modules")
+            and all(p is None or type(p) is nn.Parameter for p in state["_parameters"].values())
+            and all(b is None or type(b) is torch.Tensor for b in state["_buffers"].values())
+            and all(plain(v) for k, v in state.items() if k not in ("_parameters", "_buffers")))
+
+
+def _anew(value):
+    """A plain value, its containers (hooks' dicts, padding lists) new."""
+    if type(value) in _CONTAINERS:
+        if isinstance(value, dict):
+            return type(value)((k, _anew(v)) for k, v in value.items())
+        return type(value)(_anew(v) for v in value)
+    return value
+
+
+def _copy(first: nn.Module, tensor: Callable[[torch.Tensor], torch.Tensor]) -> nn.Module:
+    """A module as its constructor left `first`, its tensors from `tensor`."""
+    module = object.__new__(type(first))
+    state = {k: _anew(v) for k, v in first.__dict__.items()}
+    state["_parameters"] = {k: None if p is None else nn.Parameter(tensor(p), p.requires_grad)
+                            for k, p in first._parameters.items()}
+    state["_buffers"] = {k: None if b is None else tensor(b) for k, b in first._buffers.items()}
+    module.__dict__.update(state)
+    return module
 
 
 class _NoDraws(TorchFunctionMode):
@@ -101,7 +207,11 @@ class _NoDraws(TorchFunctionMode):
 def _allocated(module: nn.Module, device: torch.device) -> nn.Module:
     """Module.to_empty, with each tensor allocated from its size and strides:
     torch.empty_like of a meta tensor goes through a Python decomposition."""
-    return module._apply(lambda t: torch.empty_strided(t.size(), t.stride(), dtype=t.dtype, device=device))
+    return module._apply(lambda t: _empty(t, device))
+
+
+def _empty(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    return torch.empty_strided(t.size(), t.stride(), dtype=t.dtype, device=device)
 
 
 def generator(seed: int | None) -> torch.Generator:
