@@ -14,16 +14,25 @@ from __future__ import annotations
 import functools
 import operator
 import re
+from dataclasses import dataclass
 
-import torch
 import torch.fx as fx
 from torch import nn
 
 from ..errors import InternalError
 from ..ir import Graph, Node
 from ..ops import BODY, FunctionCall, ModuleCall
-from . import init, resolve, tree
+from . import init, resolve, shared_code, tree
 from .lower import Lowerer
+
+
+@dataclass
+class _Shared:
+    """What the modules of one emit share: the builder of their modules
+    (backend.init) and the code fx generates for equal graphs."""
+
+    builder: init.Builder
+    codes: shared_code.Codes
 
 
 def class_name(model: str) -> str:
@@ -34,42 +43,43 @@ def fx_name(node_name: str) -> str:
     return re.sub(r"\W", "_", node_name)
 
 
-def build_module(call: ModuleCall, node: Node, g: torch.Generator | None) -> nn.Module:
+def build_module(call: ModuleCall, node: Node, shared: _Shared) -> nn.Module:
     """The module a ModuleCall names, its body (if it takes one) emitted first."""
-    args = tuple(emit_body(node, g) if a is BODY else a for a in call.args)
+    args = tuple(emit_body(node, shared) if a is BODY else a for a in call.args)
     try:
-        return init.build(resolve.module_class(call.cls), args, dict(call.kwargs), g)
+        return shared.builder.build(resolve.module_class(call.cls), args, dict(call.kwargs))
     except (TypeError, ValueError, RuntimeError) as e:
         raise InternalError(f"building {call.cls} failed: {e}", node.name, node.op, node.loc) from e
 
 
-def emit_body(node: Node, g: torch.Generator | None) -> fx.GraphModule:
+def emit_body(node: Node, shared: _Shared) -> fx.GraphModule:
     """A cell's step as an fx module: forward(x, *states) -> (*outputs, *next states)."""
-    return _emit(node.body, g, class_name(node.body.name) + "Step")
+    return _emit(node.body, shared, class_name(node.body.name) + "Step")
 
 
 def emit(graph: Graph, seed: int | None = 0, initialise: bool = True) -> fx.GraphModule:
     """Build the module; weights are initialised as PyTorch does, from a
     generator seeded with `seed` (None: a random seed), or, without
     `initialise`, left as allocated for weights loaded next."""
-    return _emit(graph, init.generator(seed) if initialise else None, class_name(graph.name))
+    shared = _Shared(init.Builder(init.generator(seed) if initialise else None), shared_code.Codes())
+    return _emit(graph, shared, class_name(graph.name))
 
 
-def _emit(graph: Graph, gen: torch.Generator | None, name: str) -> fx.GraphModule:
-    return _emit_scope(tree.build(graph), Lowerer(graph), gen, name)
+def _emit(graph: Graph, shared: _Shared, name: str) -> fx.GraphModule:
+    return _emit_scope(tree.build(graph), Lowerer(graph), shared, name)
 
 
-def _emit_scope(scope: tree.Scope, lowerer: Lowerer, gen: torch.Generator | None, name: str) -> fx.GraphModule:
+def _emit_scope(scope: tree.Scope, lowerer: Lowerer, shared: _Shared, name: str) -> fx.GraphModule:
     """One module per block instance: its own fx graph, called by its parent's."""
     modules: dict[str, nn.Module] = {}
-    g = fx.Graph()
+    g = shared.codes.graph()
     values: dict[str, fx.Node] = {src: g.placeholder(arg) for arg, src in scope.inputs.items()}
     for item in scope.items:
         if isinstance(item, tree.Leaf):
-            _emit_leaf(item, scope, lowerer, gen, g, values, modules)
+            _emit_leaf(item, scope, lowerer, shared, g, values, modules)
             continue
         members = [item.scope] if isinstance(item, tree.Call) else item.members
-        children = [_emit_scope(m, lowerer, gen, class_name(m.instance.block)) for m in members]
+        children = [_emit_scope(m, lowerer, shared, class_name(m.instance.block)) for m in members]
         modules[item.path] = children[0] if isinstance(item, tree.Call) else nn.Sequential(*children)
         args = tuple(values[src] for src in members[0].inputs.values())
         out = g.create_node("call_module", item.path, args, {}, name=fx_name(item.path))
@@ -93,7 +103,7 @@ def _emit_scope(scope: tree.Scope, lowerer: Lowerer, gen: torch.Generator | None
     return module
 
 
-def _emit_leaf(leaf: tree.Leaf, scope: tree.Scope, lowerer: Lowerer, gen: torch.Generator | None, g: fx.Graph,
+def _emit_leaf(leaf: tree.Leaf, scope: tree.Scope, lowerer: Lowerer, shared: _Shared, g: fx.Graph,
                values: dict, modules: dict) -> None:
     node = leaf.node
     args = [values[src] for src in node.inputs]
@@ -102,7 +112,7 @@ def _emit_leaf(leaf: tree.Leaf, scope: tree.Scope, lowerer: Lowerer, gen: torch.
         values[node.name] = args[0]
         return
     if isinstance(lowering, ModuleCall):
-        modules[leaf.path] = build_module(lowering, node, gen)
+        modules[leaf.path] = build_module(lowering, node, shared)
         out = _call_module(g, leaf.path, lowering, args)
     elif isinstance(lowering, FunctionCall):
         out = _call_function(g, fx_name(leaf.path), lowering, args)

@@ -1,0 +1,84 @@
+"""fx graphs that share the Python code fx generates for them.
+
+Every instance of a block is a GraphModule of its own, and fx generates and
+compiles a forward for each (GraphModule.recompile): ResNet-152's 55 graphs
+are 4 distinct ones, and generating their code was about a sixth of its
+emit.  A graph made here answers `python_code` with the code generated for a
+graph of the same structure made with the same `Codes` (every node's op,
+name, target, arguments and type, which are all the generated code reads),
+so equal graphs generate once.  A graph carrying what emit does not
+write (metadata fx prints, arguments other than nodes and plain values)
+generates its own.  A graph edited afterwards (batch-norm
+folding) generates anew, from what it is then.
+"""
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.fx as fx
+from torch.fx.graph import CodeGen, PythonCode
+
+_PLAIN = (type(None), bool, int, float, complex, str, torch.dtype, torch.device)
+# The node metadata emit writes, which fx's code generation does not read
+# (it reads others: stack traces, annotations, is_wrapped, ...).
+_OWN_META = {"netspec"}
+
+
+class Codes:
+    """The code generated for each structure, shared by the graphs it makes."""
+
+    def __init__(self):
+        self._by_structure: dict[tuple, PythonCode] = {}
+
+    def graph(self) -> fx.Graph:
+        return _SharingGraph(self)
+
+    def python_code(self, graph: fx.Graph, root_module: str, options: dict, generate) -> PythonCode:
+        key = _structure(graph, root_module, options)
+        if key is None:
+            return generate()
+        code = self._by_structure.get(key)
+        if code is None:
+            code = self._by_structure[key] = generate()
+        return code
+
+
+class _SharingGraph(fx.Graph):
+    def __init__(self, codes: Codes):
+        super().__init__()
+        self._codes = codes
+
+    def python_code(self, root_module: str, **options) -> PythonCode:
+        return self._codes.python_code(self, root_module, options,
+                                       lambda: super(_SharingGraph, self).python_code(root_module, **options))
+
+
+def _structure(graph: fx.Graph, root_module: str, options: dict) -> tuple | None:
+    """What fx generates the graph's code from; None for a graph whose code
+    may read more (see the module's docstring), or with a code generator of
+    its own (a pytree's), which is generated each time."""
+    if type(graph._codegen) is not CodeGen or getattr(graph, "_co_fields", None) \
+            or os.environ.get("FX_GRAPH_SHOW_META", "0") != "0":
+        return None
+
+    def value(a):
+        if isinstance(a, fx.Node):
+            return fx.Node, a.name
+        if isinstance(a, (tuple, list)):  # fx's immutable_list among them
+            return type(a), tuple(value(x) for x in a)
+        if isinstance(a, dict):
+            return type(a), tuple((k, value(v)) for k, v in a.items())
+        if isinstance(a, _PLAIN):
+            return type(a), a
+        raise TypeError(a)
+
+    if any(n.meta.keys() - _OWN_META for n in graph.nodes):
+        return None
+    try:
+        key = (root_module, tuple(sorted(options.items())),
+               tuple((n.op, n.name, n.target, value(n.args), value(n.kwargs), n.type) for n in graph.nodes))
+        hash(key)
+    except TypeError:  # a tensor, a dtype's repr, an unhashable target: not worth the risk
+        return None
+    return key
