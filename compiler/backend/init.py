@@ -173,6 +173,8 @@ def _copyable(module: nn.Module) -> bool:
 def _anew(value):
     """A plain value, its containers (hooks' dicts, padding lists) new."""
     if type(value) in _CONTAINERS:
+        if not value:  # most are: a module's hook registries
+            return type(value)()
         if isinstance(value, dict):
             return type(value)((k, _anew(v)) for k, v in value.items())
         return type(value)(_anew(v) for v in value)
