@@ -72,6 +72,12 @@ class FastOptions:
         return (self.fold_batch_norm or self.channels_last or bool(self.compile) or self.cuda_graphs
                 or self.onnxruntime)
 
+    @property
+    def cpu_accelerators(self) -> list[str]:
+        """The cpu accelerators named, as config.pbtxt names them: a model on a GPU skips them."""
+        return ["cpu_execution_accelerator " + name for name, named in
+                (("torch_compile", "cpu" in self.compile), ("onnxruntime", self.onnxruntime)) if named]
+
 
 def default_graph_sizes(max_batch_size: int) -> list[int]:
     """1, 2, 4, ... below max_batch_size, and max_batch_size."""

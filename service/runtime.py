@@ -164,6 +164,9 @@ class Runtime:
         if skipped:
             log.warning("model '%s' runs on %s: %s %s for CUDA devices, not applied", self.name, self.device,
                         " and ".join(skipped), "are" if len(skipped) > 1 else "is")
+        if on_cuda and fast.cpu_accelerators:  # expected where one configuration serves on both
+            log.info("model '%s' runs on %s: %s for the CPU, not applied", self.name, self.device,
+                     " and ".join(fast.cpu_accelerators))
 
     def _graph_dims(self, fast: FastOptions, max_batch_size: int) -> dict[int, list[tuple[int, ...]]]:
         """{batch size: each input's dims past the batch one} of the graphs to capture."""
