@@ -152,6 +152,7 @@ class Runtime:
             from service.onnx_forward import OnnxForward
 
             self.forward = OnnxForward(model, self.module, self.name)
+            self.module = None  # the session holds the weights it runs: torch's copy goes
             log.info("model '%s' runs in ONNX Runtime (cpu_execution_accelerator onnxruntime)%s", self.name,
                      "; memory_format channels_last is for torch's kernels, not applied" if fast.channels_last else "")
         if graph_dims and (on_cuda or capture is not None):
