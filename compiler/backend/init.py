@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import collections
 import math
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import torch
 from torch import nn
@@ -91,14 +91,14 @@ class Builder:
         self.generator = generator
         # key -> the module copied (never handed out; on the meta device if
         # its weights are drawn), or None: that kind is constructed each time
-        self._first: dict[tuple, nn.Module | None] = {}
+        self._first: dict[tuple, _Template | None] = {}
 
     def build(self, cls: type[nn.Module], args: tuple, kwargs: dict) -> nn.Module:
         key = _key(cls, args, kwargs)
         initialise = _initialiser(cls)
         if key is not None and key not in self._first:
             first = cls(*args, **kwargs) if initialise is None else _on_meta(cls, args, kwargs)
-            self._first[key] = first if _copyable(first) else None
+            self._first[key] = _Template.of(first) if _copyable(first) else None
         first = self._first.get(key) if key is not None else None
         if first is None:
             return build(cls, args, kwargs, self.generator)
@@ -181,10 +181,23 @@ def _anew(value):
     return value
 
 
-def _copy(first: nn.Module, tensor: Callable[[torch.Tensor], torch.Tensor]) -> nn.Module:
-    """A module as its constructor left `first`, its tensors from `tensor`."""
+class _Template(NamedTuple):
+    module: nn.Module
+    containers: tuple[str, ...]  # the keys of its state holding containers, but its tensors'
+
+    @classmethod
+    def of(cls, module: nn.Module) -> _Template:
+        return cls(module, tuple(k for k, v in module.__dict__.items()
+                                 if type(v) in _CONTAINERS and k not in ("_parameters", "_buffers")))
+
+
+def _copy(template: _Template, tensor: Callable[[torch.Tensor], torch.Tensor]) -> nn.Module:
+    """A module as its constructor left the template's, its tensors from `tensor`."""
+    first = template.module
     module = object.__new__(type(first))
-    state = {k: _anew(v) for k, v in first.__dict__.items()}
+    state = dict(first.__dict__)
+    for k in template.containers:
+        state[k] = _anew(state[k])
     state["_parameters"] = {k: None if p is None else nn.Parameter(tensor(p), p.requires_grad)
                             for k, p in first._parameters.items()}
     state["_buffers"] = {k: None if b is None else tensor(b) for k, b in first._buffers.items()}
