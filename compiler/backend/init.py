@@ -95,17 +95,21 @@ class Builder:
 
     def build(self, cls: type[nn.Module], args: tuple, kwargs: dict) -> nn.Module:
         key = _key(cls, args, kwargs)
+        if key is None:
+            return build(cls, args, kwargs, self.generator)
         initialise = _initialiser(cls)
-        if key is not None and key not in self._first:
+        device = torch.get_default_device()
+        if key not in self._first:
             first = cls(*args, **kwargs) if initialise is None else _on_meta(cls, args, kwargs)
             self._first[key] = _Template.of(first) if _copyable(first) else None
-        first = self._first.get(key) if key is not None else None
-        if first is None:
+            if self._first[key] is None:  # constructed each time, this one included
+                return first if initialise is None else _drawn(_allocated(first, device), initialise, self.generator)
+        template = self._first[key]
+        if template is None:
             return build(cls, args, kwargs, self.generator)
         if initialise is None:
-            return _copy(first, lambda t: t.detach().clone())
-        device = torch.get_default_device()
-        return _drawn(_copy(first, lambda t: _empty(t, device)), initialise, self.generator)
+            return _copy(template, lambda t: t.detach().clone())
+        return _drawn(_copy(template, lambda t: _empty(t, device)), initialise, self.generator)
 
 
 def _initialiser(cls: type[nn.Module]):
