@@ -196,6 +196,9 @@ _TEMPLATE = re.compile(r"\$\{([^}]*)\}")
 _DOLLAR_NAME = re.compile(r"\$([A-Za-z_]\w*)")
 
 
+_NOT_A_NAME = object()
+
+
 def is_expression(value: Any) -> bool:
     return isinstance(value, str) and "$" in value
 
@@ -209,6 +212,9 @@ def evaluate(value: Any, env: Mapping[str, Any]) -> Any:
                 return _plain(_eval_source(value[2:-1], env, value))
             return _TEMPLATE.sub(lambda m: str(_eval_source(m.group(1), env, value)), value)
         if value.startswith("$"):
+            found = env.get(value[1:], _NOT_A_NAME) if value[1:].isidentifier() else _NOT_A_NAME
+            if found is not _NOT_A_NAME and not isinstance(found, (list, tuple, dict)):
+                return _plain(found)  # a parameter's name alone, the most common expression: no parse, no walk
             return _plain(_eval_source(_DOLLAR_NAME.sub(r"\1", value), env, value))
         return value
     if isinstance(value, list):
