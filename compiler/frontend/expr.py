@@ -215,7 +215,7 @@ def evaluate(value: Any, env: Mapping[str, Any]) -> Any:
             found = env.get(value[1:], _NOT_A_NAME) if value[1:].isidentifier() else _NOT_A_NAME
             if found is not _NOT_A_NAME and not isinstance(found, (list, tuple, dict)):
                 return _plain(found)  # a parameter's name alone, the most common expression: no parse, no walk
-            return _plain(_eval_source(_DOLLAR_NAME.sub(r"\1", value), env, value))
+            return _plain(_eval_source(value, env, value))
         return value
     if isinstance(value, list):
         return [evaluate(v, env) for v in value]
@@ -225,7 +225,8 @@ def evaluate(value: Any, env: Mapping[str, Any]) -> Any:
 
 
 def _eval_source(source: str, env: Mapping[str, Any], original: str) -> Any:
-    source = _DOLLAR_NAME.sub(r"\1", source).strip()
+    # `$` goes with each name: a source over twice the limit is over it without them too (and not cached)
+    source = _python(source) if len(source) <= 2 * MAX_SOURCE else source
     if len(original) > 80:  # messages quote the expression: a short one whole, a long one cut
         original = original[:60] + f"... ({len(original):,} characters)"
     if len(source) > MAX_SOURCE:
@@ -246,6 +247,12 @@ def _eval_source(source: str, env: Mapping[str, Any], original: str) -> Any:
                         hint="split it into parameters that build on each other") from None
     except (ArithmeticError, TypeError, ValueError, IndexError, KeyError) as e:
         raise RuleError(f"expression '{original}' failed: {type(e).__name__}: {e}") from None
+
+
+@functools.lru_cache(maxsize=4096)
+def _python(source: str) -> str:
+    """An expression as Python reads it: `$width * 4` -> `width * 4`."""
+    return _DOLLAR_NAME.sub(r"\1", source).strip()
 
 
 @functools.lru_cache(maxsize=4096)
