@@ -11,10 +11,11 @@ fx module and model.py are both emitted from this tree.
 """
 from __future__ import annotations
 
+import graphlib
+import heapq
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
 
-import networkx as nx
 
 from ..errors import InternalError
 from ..ir import Graph, Instance, Node
@@ -188,18 +189,22 @@ def _covers(item: Item) -> set[str]:
 def _order(scope: Scope, graph: Graph) -> None:
     """The items in an order their inputs allow (first appearance breaks ties)."""
     which = {name: i for i, item in enumerate(scope.items) for name in _covers(item)}
-    g = nx.DiGraph()
-    g.add_nodes_from(range(len(scope.items)))
+    sorter = graphlib.TopologicalSorter()
     for i, item in enumerate(scope.items):
-        for name in _covers(item):
-            for src in graph.nodes[name].inputs:
-                j = which.get(src)
-                if j is not None and j != i:
-                    g.add_edge(j, i)
+        sorter.add(i, *{j for name in _covers(item) for src in graph.nodes[name].inputs
+                        if (j := which.get(src)) is not None and j != i})
     try:
-        order = list(nx.lexicographical_topological_sort(g))
-    except nx.NetworkXUnfeasible:
+        sorter.prepare()
+    except graphlib.CycleError:
         raise InternalError(f"the modules of '{scope.name or graph.name}' depend on each other in a circle") from None
+    ready: list[int] = []
+    order = []
+    while sorter.is_active():
+        for i in sorter.get_ready():
+            heapq.heappush(ready, i)
+        i = heapq.heappop(ready)
+        order.append(i)
+        sorter.done(i)
     scope.items = [scope.items[i] for i in order]
 
 
