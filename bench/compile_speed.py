@@ -13,7 +13,8 @@ PyTorch does, less the emit time).  total = load + validate + expand + check
 (Emitting under `torch.device("meta")` instead would add the cost of torch's
 device mode, which sees every tensor call, to a path no command takes.)
 What the imports made is frozen out of the garbage collector's reach, as
-the `netspec` command does.
+the `netspec` command does, and each run starts with the last one's garbage
+collected, as a fresh command starts without it.
 """
 from __future__ import annotations
 
@@ -51,6 +52,10 @@ def variants_of(path: Path) -> list[str | None]:
 
 
 def run_once(path: Path, variant: str | None) -> tuple[dict[str, float], int, int]:
+    # A fresh `netspec compile` has no earlier model's garbage: the last run's
+    # modules (fx modules and their graphs are reference cycles, freed only
+    # by a full collection) are collected before the clock starts.
+    gc.collect()
     times = {}
 
     def step(name, fn, *args):
