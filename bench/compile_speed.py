@@ -4,7 +4,7 @@
 
 Each row: milliseconds per stage (median of --repeats, after one warm-up), for load (YAML with
 positions), validate (pydantic), expand (blocks, repeats, variants), check
-(op signatures, and the networkx structure checks), shapes (inference and
+(op signatures, and the structure checks), shapes (inference and
 counts), emit (the fx GraphModule built with its parameters allocated and
 nothing drawn into them: what the server builds before it loads a model's
 weights) and init (building it again with its parameters initialised as
