@@ -76,7 +76,7 @@ class FastOptions:
     def cpu_accelerators(self) -> list[str]:
         """The cpu accelerators named, as config.pbtxt names them: a model on a GPU skips them."""
         return ["cpu_execution_accelerator " + name for name, named in
-                (("torch_compile", "cpu" in self.compile), ("onnxruntime", self.onnxruntime)) if named]
+                ((ACCELERATOR, "cpu" in self.compile), (ONNXRUNTIME, self.onnxruntime)) if named]
 
 
 def default_graph_sizes(max_batch_size: int) -> list[int]:

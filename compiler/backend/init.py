@@ -70,10 +70,7 @@ def build(cls: type[nn.Module], args: tuple, kwargs: dict, generator: torch.Gene
     allocated, for a module whose every weight is loaded next.  Modules
     whose constructors draw nothing at random (batch norm, pooling,
     dropout) are built as they are."""
-    initialise = _initialiser(cls)
-    if initialise is None:
-        return cls(*args, **kwargs)
-    return _drawn(_allocated(_on_meta(cls, args, kwargs), torch.get_default_device()), initialise, generator)
+    return _finished(_constructed(cls, args, kwargs), generator)
 
 
 class Builder:
@@ -97,18 +94,18 @@ class Builder:
         key = _key(cls, args, kwargs)
         if key is None:
             return build(cls, args, kwargs, self.generator)
-        initialise = _initialiser(cls)
-        device = torch.get_default_device()
         if key not in self._first:
-            first = cls(*args, **kwargs) if initialise is None else _on_meta(cls, args, kwargs)
+            first = _constructed(cls, args, kwargs)
             self._first[key] = _Template.of(first) if _copyable(first) else None
             if self._first[key] is None:  # constructed each time, this one included
-                return first if initialise is None else _drawn(_allocated(first, device), initialise, self.generator)
+                return _finished(first, self.generator)
         template = self._first[key]
         if template is None:
             return build(cls, args, kwargs, self.generator)
+        initialise = _initialiser(cls)
         if initialise is None:
             return _copy(template, lambda t: t.detach().clone())
+        device = torch.get_default_device()
         return _drawn(_copy(template, lambda t: _empty(t, device)), initialise, self.generator)
 
 
@@ -119,13 +116,24 @@ def _initialiser(cls: type[nn.Module]):
     return None
 
 
-def _on_meta(cls: type[nn.Module], args: tuple, kwargs: dict) -> nn.Module:
-    # Built on the meta device, so nothing is drawn, then given storage
-    # where torch builds tensors now (the CPU, or a `torch.device`
-    # context's).  (nn.utils.skip_init does this, but refuses nn.RNN,
-    # whose signature is (*args, **kwargs).)
+def _constructed(cls: type[nn.Module], args: tuple, kwargs: dict) -> nn.Module:
+    """`cls(*args, **kwargs)`; one whose constructor draws is built on the
+    meta device, so nothing is drawn, and `_finished` gives it storage where
+    torch builds tensors now (the CPU, or a `torch.device` context's).
+    (nn.utils.skip_init does this, but refuses nn.RNN, whose signature is
+    (*args, **kwargs).)"""
+    if _initialiser(cls) is None:
+        return cls(*args, **kwargs)
     with _NoDraws():
         return cls(*args, device="meta", **kwargs)
+
+
+def _finished(module: nn.Module, generator: torch.Generator | None) -> nn.Module:
+    """A module as `_constructed` left it, allocated and drawn where it draws."""
+    initialise = _initialiser(type(module))
+    if initialise is None:
+        return module
+    return _drawn(_allocated(module, torch.get_default_device()), initialise, generator)
 
 
 def _drawn(module: nn.Module, initialise, generator: torch.Generator | None) -> nn.Module:
@@ -135,13 +143,16 @@ def _drawn(module: nn.Module, initialise, generator: torch.Generator | None) -> 
     return module
 
 
+_PLAIN = (type(None), bool, int, float, str, torch.dtype, torch.device)
+
+
 def _key(cls: type, args: tuple, kwargs: dict) -> tuple | None:
     """What a module is built from, each value with its type (Dropout(0)
     and Dropout(0.0) print differently); None when a value is not plain."""
     def typed(v):
         if isinstance(v, (tuple, list)):
             return type(v), tuple(typed(x) for x in v)
-        if v is None or isinstance(v, (bool, int, float, str, torch.dtype)):
+        if isinstance(v, _PLAIN):
             return type(v), v
         raise TypeError(v)
 
@@ -151,7 +162,6 @@ def _key(cls: type, args: tuple, kwargs: dict) -> tuple | None:
         return None
 
 
-_PLAIN = (type(None), bool, int, float, str, torch.dtype, torch.device)
 _CONTAINERS = (dict, collections.OrderedDict, list, tuple, set)
 
 

@@ -32,26 +32,21 @@ class Codes:
         self._by_structure: dict[tuple, PythonCode] = {}
 
     def graph(self) -> fx.Graph:
-        return _SharingGraph(self)
-
-    def python_code(self, graph: fx.Graph, root_module: str, options: dict, generate) -> PythonCode:
-        key = _structure(graph, root_module, options)
-        if key is None:
-            return generate()
-        code = self._by_structure.get(key)
-        if code is None:
-            code = self._by_structure[key] = generate()
-        return code
+        return _SharingGraph(self._by_structure)
 
 
 class _SharingGraph(fx.Graph):
-    def __init__(self, codes: Codes):
+    def __init__(self, by_structure: dict[tuple, PythonCode]):
         super().__init__()
-        self._codes = codes
+        self._by_structure = by_structure
 
     def python_code(self, root_module: str, **options) -> PythonCode:
-        return self._codes.python_code(self, root_module, options,
-                                       lambda: super(_SharingGraph, self).python_code(root_module, **options))
+        key = _structure(self, root_module, options)
+        if key is None:
+            return super().python_code(root_module, **options)
+        if key not in self._by_structure:
+            self._by_structure[key] = super().python_code(root_module, **options)
+        return self._by_structure[key]
 
 
 def _structure(graph: fx.Graph, root_module: str, options: dict) -> tuple | None:

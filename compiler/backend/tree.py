@@ -11,14 +11,11 @@ fx module and model.py are both emitted from this tree.
 """
 from __future__ import annotations
 
-import graphlib
-import heapq
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
 
-
 from ..errors import InternalError
-from ..ir import Graph, Instance, Node
+from ..ir import Graph, Instance, Node, topological_order
 
 
 @dataclass
@@ -189,22 +186,16 @@ def _covers(item: Item) -> set[str]:
 def _order(scope: Scope, graph: Graph) -> None:
     """The items in an order their inputs allow (first appearance breaks ties)."""
     which = {name: i for i, item in enumerate(scope.items) for name in _covers(item)}
-    sorter = graphlib.TopologicalSorter()
+    after: dict[int, set[int]] = {i: set() for i in range(len(scope.items))}
     for i, item in enumerate(scope.items):
-        sorter.add(i, *{j for name in _covers(item) for src in graph.nodes[name].inputs
-                        if (j := which.get(src)) is not None and j != i})
-    try:
-        sorter.prepare()
-    except graphlib.CycleError:
-        raise InternalError(f"the modules of '{scope.name or graph.name}' depend on each other in a circle") from None
-    ready: list[int] = []
-    order = []
-    while sorter.is_active():
-        for i in sorter.get_ready():
-            heapq.heappush(ready, i)
-        i = heapq.heappop(ready)
-        order.append(i)
-        sorter.done(i)
+        for name in _covers(item):
+            for src in graph.nodes[name].inputs:
+                j = which.get(src)
+                if j is not None and j != i:
+                    after[j].add(i)
+    order = topological_order(after)
+    if len(order) < len(scope.items):
+        raise InternalError(f"the modules of '{scope.name or graph.name}' depend on each other in a circle")
     scope.items = [scope.items[i] for i in order]
 
 

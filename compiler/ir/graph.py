@@ -6,8 +6,9 @@ holds its body.  Passes recurse into bodies; ops never call passes.
 """
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, Hashable, Iterable, Iterator
 
 from ..errors import Frame, Loc
 from .types import TensorInfo
@@ -80,3 +81,26 @@ def walk(graph: Graph) -> Iterator[tuple[Graph, Node]]:
         yield graph, node
         if node.body is not None:
             yield from walk(node.body)
+
+
+def topological_order(after: dict[Hashable, Iterable[Hashable]]) -> list[Hashable]:
+    """A topological order of the keys of `after` ({key: the keys that read
+    it}) that keeps their order wherever the edges allow it (Kahn's
+    algorithm, the ready key that comes first taken first). Keys on or
+    behind a cycle are left out: a shorter order than `after` means one."""
+    position = {key: i for i, key in enumerate(after)}
+    waiting = {key: 0 for key in after}
+    for readers in after.values():
+        for reader in readers:
+            waiting[reader] += 1
+    ready = [position[key] for key, n in waiting.items() if n == 0]
+    heapq.heapify(ready)
+    keys, order = list(after), []
+    while ready:
+        key = keys[heapq.heappop(ready)]
+        order.append(key)
+        for reader in after[key]:
+            waiting[reader] -= 1
+            if waiting[reader] == 0:
+                heapq.heappush(ready, position[reader])
+    return order

@@ -7,10 +7,8 @@ built as a networkx DiGraph: importing networkx costs more than `netspec
 check` may take in all, and these four walks are short."""
 from __future__ import annotations
 
-import heapq
-
 from ..errors import Collector, Diagnostic, SpecError
-from ..ir import Graph
+from ..ir import Graph, topological_order
 
 
 def successors(graph: Graph) -> dict[str, list[str]]:
@@ -50,32 +48,10 @@ def check(graph: Graph, errors: Collector | None = None) -> None:
     if found.errors:
         return
 
-    graph.nodes = {name: graph.nodes[name] for name in _order(graph, after) if name in graph.nodes}
+    graph.nodes = {name: graph.nodes[name] for name in topological_order(after) if name in graph.nodes}
     warnings = Collector()
     _unused(graph, warnings)
     graph.warnings.extend(warnings.warnings)
-
-
-def _order(graph: Graph, after: dict[str, list[str]]) -> list[str]:
-    """A topological order of an acyclic graph that keeps definition order
-    wherever the edges allow it (Kahn's algorithm, the ready node defined
-    first taken first)."""
-    position = {name: i for i, name in enumerate(after)}
-    waiting = {name: 0 for name in after}
-    for name, readers in after.items():
-        for reader in readers:
-            waiting[reader] += 1
-    ready = [position[name] for name, n in waiting.items() if n == 0]
-    heapq.heapify(ready)
-    names, order = list(after), []
-    while ready:
-        name = names[heapq.heappop(ready)]
-        order.append(name)
-        for reader in after[name]:
-            waiting[reader] -= 1
-            if waiting[reader] == 0:
-                heapq.heappush(ready, position[reader])
-    return order
 
 
 def _components(after: dict[str, list[str]]) -> list[list[str]]:
