@@ -79,7 +79,7 @@ class Builder:
     tensors of their own, allocated (and drawn) as `build` gives them, or,
     for a constructor that draws nothing, equal to the first's.  torch's
     constructors (Module.__init__, registering each tensor, the meta-device
-    pass) were most of emitting ResNet-152, whose 312 modules are 16 kinds.
+    pass) were most of emitting ResNet-152, whose 312 modules are 31 kinds.
     A module is copied only when its state outside its own tensors is plain
     values (`_copyable`): nn.RNN, which keeps its weights in a list too, and
     any module holding another are constructed each time."""
