@@ -80,6 +80,8 @@ def decode_contents(name: str, dtype: DataType, shape: tuple[int, ...], values) 
 
 def encode_raw(tensor: torch.Tensor) -> bytes:
     """The raw contents of a CPU tensor."""
-    flat = tensor.detach().contiguous().reshape(-1)
-    # view(uint8) reinterprets the bytes of any dtype, bf16 and bool included.
-    return flat.view(torch.uint8).numpy().tobytes()
+    tensor = tensor.detach()
+    if tensor.dtype is torch.bfloat16:  # numpy has no bfloat16: its bytes, reinterpreted
+        return tensor.contiguous().view(torch.uint8).numpy().tobytes()
+    # numpy writes any layout out row-major: no contiguous copy first.
+    return tensor.numpy().tobytes()

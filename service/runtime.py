@@ -104,6 +104,7 @@ class Runtime:
         (default: the spec's)."""
         self.name = name or model.name
         self.device = device
+        self._on_cpu = device.type == "cpu"
         self.precision = precision
         self.max_batch_size = max_batch_size
         bounds = api.dim_bounds(model.graph)  # a sequence no longer than the model's position table
@@ -204,6 +205,14 @@ class Runtime:
             tensors.append(self._laid_out(x))
         return tensors
 
+    def _returned(self, y: torch.Tensor, spec: TensorSpec) -> torch.Tensor:
+        """An output as the response carries it: on the CPU, in its declared
+        dtype. A conversion with nothing to do is not made: on a small model
+        a request's no-op .to() calls were a measurable share of its time."""
+        if not self._on_cpu:
+            y = y.to("cpu")
+        return y if y.dtype is spec.dtype.torch else y.to(spec.dtype.torch)
+
     def _laid_out(self, x: torch.Tensor) -> torch.Tensor:
         if self._channels_last and x.dim() == 4 and x.is_floating_point():
             return x.contiguous(memory_format=torch.channels_last)
@@ -293,8 +302,9 @@ class Runtime:
         t0 = time.perf_counter_ns()
         args = []
         for x in inputs:
-            x = x.to(self.device, non_blocking=True)
-            if x.is_floating_point():
+            if not self._on_cpu:
+                x = x.to(self.device, non_blocking=True)
+            if x.is_floating_point() and x.dtype is not self._compute_dtype:
                 x = x.to(self._compute_dtype)
             args.append(self._laid_out(x))
         t1 = time.perf_counter_ns()
@@ -302,6 +312,6 @@ class Runtime:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         t2 = time.perf_counter_ns()
-        outputs = [y.to("cpu").to(spec.dtype.torch) for y, spec in zip(result, self.outputs)]
+        outputs = [self._returned(y, spec) for y, spec in zip(result, self.outputs)]
         t3 = time.perf_counter_ns()
         return outputs, Timings(t1 - t0, t2 - t1, t3 - t2)

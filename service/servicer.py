@@ -240,7 +240,7 @@ def _tensor_metadata(spec) -> pb.ModelMetadataResponse.TensorMetadata:
 
 def infer_request_from_pb(request: pb.ModelInferRequest) -> InferRequest:
     raw = request.raw_input_contents
-    placements = [_placement(t, f"input '{shown(t.name)}'") for t in request.inputs]
+    placements = [_placement(t, "input") for t in request.inputs]
     in_messages = sum(p is None for p in placements)
     if raw and len(raw) != in_messages:
         raise InvalidInput(
@@ -277,18 +277,19 @@ def infer_request_from_pb(request: pb.ModelInferRequest) -> InferRequest:
         inputs=inputs,
         outputs=[o.name for o in request.outputs],
         output_placements={o.name: p for o in request.outputs
-                           if (p := _placement(o, f"output '{shown(o.name)}'")) is not None},
+                           if (p := _placement(o, "output")) is not None},
     )
 
 
 SHM_REGION, SHM_OFFSET, SHM_SIZE = "shared_memory_region", "shared_memory_offset", "shared_memory_byte_size"
 
 
-def _placement(tensor, what: str) -> Placement | None:
-    """The shared memory parameters of an input or requested output, as Triton reads them."""
+def _placement(tensor, kind: str) -> Placement | None:
+    """The shared memory parameters of an input or requested output (`kind`), as Triton reads them."""
     params = tensor.parameters
     if not params:
         return None
+    what = f"{kind} '{shown(tensor.name)}'"  # only a tensor with parameters gets this far
     if SHM_REGION not in params:
         for key in (SHM_OFFSET, SHM_SIZE):
             if key in params:

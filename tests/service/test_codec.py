@@ -23,6 +23,16 @@ def test_raw_round_trip(dtype):
     assert torch.equal(codec.decode_raw("t", dtype, (2, 3), raw), tensor)
 
 
+@pytest.mark.parametrize("dtype", datatypes.BY_KSERVE.values(), ids=lambda d: d.kserve)
+def test_raw_contents_are_row_major_whatever_the_layout(dtype):
+    values = torch.arange(24).reshape(2, 3, 4) % 7
+    tensor = values.bool() if dtype.torch == torch.bool else values.to(dtype.torch)
+    for view in (tensor.permute(2, 0, 1), tensor[:, 1:, ::2], tensor.t() if tensor.dim() == 2 else tensor.mT):
+        assert not view.is_contiguous()
+        assert codec.encode_raw(view) == codec.encode_raw(view.contiguous())
+        assert torch.equal(codec.decode_raw("t", dtype, tuple(view.shape), codec.encode_raw(view)), view)
+
+
 @pytest.mark.parametrize("kserve", ["FP32", "FP64", "INT8", "INT32", "INT64", "UINT8", "UINT32", "UINT64", "BOOL"])
 def test_typed_contents(kserve):
     dtype = datatypes.BY_KSERVE[kserve]
