@@ -113,6 +113,7 @@ def start_netspec(repository: Path, device: str, *flags: str, workers: int = 1) 
 
 def start_echo(tmp: Path) -> Process:
     port_file = tmp / "echo.port"
+    port_file.unlink(missing_ok=True)  # an earlier echo server's port is not this one's
 
     def ready(process):
         deadline = time.monotonic() + 60
