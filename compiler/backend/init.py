@@ -16,6 +16,7 @@ from torch import nn
 from torch.nn import init
 from torch.overrides import TorchFunctionMode
 
+from .keys import PLAIN, typed
 from .runtime import LearnedTensor
 
 
@@ -102,11 +103,10 @@ class Builder:
         template = self._first[key]
         if template is None:
             return build(cls, args, kwargs, self.generator)
-        initialise = _initialiser(cls)
-        if initialise is None:
+        if template.initialise is None:
             return _copy(template, lambda t: t.detach().clone())
         device = torch.get_default_device()
-        return _drawn(_copy(template, lambda t: _empty(t, device)), initialise, self.generator)
+        return _drawn(_copy(template, lambda t: _empty(t, device)), template.initialise, self.generator)
 
 
 def _initialiser(cls: type[nn.Module]):
@@ -143,19 +143,8 @@ def _drawn(module: nn.Module, initialise, generator: torch.Generator | None) -> 
     return module
 
 
-_PLAIN = (type(None), bool, int, float, str, torch.dtype, torch.device)
-
-
 def _key(cls: type, args: tuple, kwargs: dict) -> tuple | None:
-    """What a module is built from, each value with its type (Dropout(0)
-    and Dropout(0.0) print differently); None when a value is not plain."""
-    def typed(v):
-        if isinstance(v, (tuple, list)):
-            return type(v), tuple(typed(x) for x in v)
-        if isinstance(v, _PLAIN):
-            return type(v), v
-        raise TypeError(v)
-
+    """What a module is built from (backend.keys); None when a value is not plain."""
     try:
         return cls, typed(args), tuple(sorted((k, typed(v)) for k, v in kwargs.items()))
     except TypeError:
@@ -170,7 +159,7 @@ def _copyable(module: nn.Module) -> bool:
     its own registries; everything else plain values or containers of them,
     which `_copy` gives each copy anew."""
     def plain(v) -> bool:
-        if isinstance(v, _PLAIN):
+        if isinstance(v, PLAIN):
             return True
         if type(v) in _CONTAINERS:
             items = v.items() if isinstance(v, dict) else ((None, x) for x in v)
@@ -198,11 +187,13 @@ def _anew(value):
 class _Template(NamedTuple):
     module: nn.Module
     containers: tuple[str, ...]  # the keys of its state holding containers, but its tensors'
+    initialise: Callable | None  # how its copies' weights are drawn; None: its constructor draws nothing
 
     @classmethod
     def of(cls, module: nn.Module) -> _Template:
         return cls(module, tuple(k for k, v in module.__dict__.items()
-                                 if type(v) in _CONTAINERS and k not in ("_parameters", "_buffers")))
+                                 if type(v) in _CONTAINERS and k not in ("_parameters", "_buffers")),
+                   _initialiser(type(module)))
 
 
 def _copy(template: _Template, tensor: Callable[[torch.Tensor], torch.Tensor]) -> nn.Module:

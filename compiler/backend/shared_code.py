@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import os
 
-import torch
 import torch.fx as fx
 from torch.fx.graph import CodeGen, PythonCode
 
-_PLAIN = (type(None), bool, int, float, complex, str, torch.dtype, torch.device)
+from .keys import typed
+
 # The node metadata emit writes, which fx's code generation does not read
 # (it reads others: stack traces, annotations, is_wrapped, ...).
 _OWN_META = {"netspec"}
@@ -56,24 +56,20 @@ def _structure(graph: fx.Graph, root_module: str, options: dict) -> tuple | None
     if type(graph._codegen) is not CodeGen or getattr(graph, "_co_fields", None) \
             or os.environ.get("FX_GRAPH_SHOW_META", "0") != "0":
         return None
-
-    def value(a):
-        if isinstance(a, fx.Node):
-            return fx.Node, a.name
-        if isinstance(a, (tuple, list)):  # fx's immutable_list among them
-            return type(a), tuple(value(x) for x in a)
-        if isinstance(a, dict):
-            return type(a), tuple((k, value(v)) for k, v in a.items())
-        if isinstance(a, _PLAIN):
-            return type(a), a
-        raise TypeError(a)
-
     if any(n.meta.keys() - _OWN_META for n in graph.nodes):
         return None
     try:
         key = (root_module, tuple(sorted(options.items())),
-               tuple((n.op, n.name, n.target, value(n.args), value(n.kwargs), n.type) for n in graph.nodes))
+               tuple((n.op, n.name, n.target, typed(n.args, _node), typed(n.kwargs, _node), n.type)
+                     for n in graph.nodes))
         hash(key)
     except TypeError:  # a tensor, a dtype's repr, an unhashable target: not worth the risk
         return None
     return key
+
+
+def _node(a) -> tuple:
+    """An argument that is a node, by its name (the code reads no more of it)."""
+    if isinstance(a, fx.Node):
+        return fx.Node, a.name
+    raise TypeError(a)

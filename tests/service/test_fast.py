@@ -283,7 +283,6 @@ def test_cuda_options_are_skipped_on_a_cpu_with_a_warning(caplog):
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in runtime.module.modules())  # folding applies
 
 
-
 def test_the_cpu_accelerators_a_model_on_a_gpu_skips_are_named_as_configured():
     assert FastOptions(compile={"cuda": {}}, cuda_graphs=True).cpu_accelerators == []
     assert FastOptions(onnxruntime=True).cpu_accelerators == ["cpu_execution_accelerator onnxruntime"]
