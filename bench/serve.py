@@ -10,6 +10,7 @@ measured by the same closed-loop client, in the same run.
     python bench/serve.py --models lenet --max-queue-delay-us 500   # also requests held for company
     python bench/serve.py --shared-memory --models resnet18 --concurrency 8   # system shared memory vs gRPC
     python bench/serve.py --models lenet --workers 1 2              # one server process against two
+    python bench/serve.py --models lenet --workers 1 2 --onnxruntime   # the same in ONNX Runtime
     python bench/serve.py --peers               # lenet beside KServe and Triton (bench/peers.py)
 
 With --peers, netspec is measured twice: as compiled, and with its CPU
@@ -151,6 +152,13 @@ def compile_models(out: Path, batching: bool, delay_us: int = 0, only: list[str]
     return names
 
 
+def add_onnxruntime(repository: Path, models: list[str]) -> None:
+    """Give each model in `repository` its CPU accelerator ONNX Runtime (config.pbtxt)."""
+    for model in models:
+        with open(repository / model / "config.pbtxt", "a") as f:
+            f.write(ONNXRUNTIME_CONFIG)
+
+
 # --- the client ------------------------------------------------------------------
 
 
@@ -216,6 +224,8 @@ def main(argv=None) -> int:
     parser.add_argument("--workers", type=int, nargs="+", metavar="K",
                         help="measure `netspec serve --workers K` for each K side by side (batching on), "
                              "each client on a connection of its own")
+    parser.add_argument("--onnxruntime", action="store_true",
+                        help="with --workers: the models run in their CPU accelerator ONNX Runtime")
     parser.add_argument("--peers", action="store_true",
                         help="lenet, batching on: the floor, netspec, KServe and Triton side by side, with the limit")
     parser.add_argument("--echo-server", metavar="PORT_FILE", help=argparse.SUPPRESS)
@@ -223,6 +233,9 @@ def main(argv=None) -> int:
     if args.echo_server:
         asyncio.run(echo_server_main(args.echo_server))
         return 0
+    if args.onnxruntime and not args.workers:
+        print("--onnxruntime goes with --workers (--peers measures ONNX Runtime beside torch already)", file=sys.stderr)
+        return 2
     if args.shared_memory:
         return shared_memory_main(args)
     if args.workers:
@@ -270,12 +283,12 @@ def main(argv=None) -> int:
 
 
 def print_rows(rows, floor) -> None:
-    header = f"{'model':<10} {'server':<22} {'conc':>4} {'infer/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'x floor thr':>11} {'x floor p50':>11}"
+    header = f"{'model':<10} {'server':<24} {'conc':>4} {'infer/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'x floor thr':>11} {'x floor p50':>11}"
     print(header)
     print("-" * len(header))
     for model, server, c, r in rows:
         f = floor[(model, c)]
-        print(f"{model:<10} {server:<22} {c:>4} {r['throughput']:>9.0f} {r['p50']:>8.2f} {r['p99']:>8.2f} "
+        print(f"{model:<10} {server:<24} {c:>4} {r['throughput']:>9.0f} {r['p50']:>8.2f} {r['p99']:>8.2f} "
               f"{r['throughput'] / f['throughput']:>11.2f} {r['p50'] / f['p50']:>11.2f}")
 
 
@@ -289,6 +302,8 @@ def main_workers(args) -> int:
         tmp = Path(tmp)
         repository = tmp / "batching"
         models = compile_models(repository, batching=True, only=args.models)
+        if args.onnxruntime:
+            add_onnxruntime(repository, models)
         echo = start_echo(tmp)
         try:
             for model in models:
@@ -307,7 +322,7 @@ def main_workers(args) -> int:
                     for c in args.concurrency:
                         result = asyncio.run(measure(server.url, request, c, args.duration, args.max_duration,
                                                      own_connections=True))
-                        rows.append((model, f"--workers {k}", c, result))
+                        rows.append((model, f"--workers {k}" + (" onnxruntime" if args.onnxruntime else ""), c, result))
             finally:
                 server.stop()
     print(f"\nnetspec serve on {args.device}; batch-1 requests, one connection per client; "
@@ -578,8 +593,7 @@ def run_peers(args) -> int:
         tmp = Path(tmp)
         compile_models(tmp / "netspec", batching=True)
         shutil.copytree(tmp / "netspec", tmp / "netspec_ort")
-        with open(tmp / "netspec_ort" / "lenet" / "config.pbtxt", "a") as f:
-            f.write(ONNXRUNTIME_CONFIG)
+        add_onnxruntime(tmp / "netspec_ort", ["lenet"])
         request = asyncio.run(request_for_echo("lenet", tmp, tmp / "netspec"))
         version_dir = peers.export_triton_python(ROOT / "specs" / "lenet.yaml", tmp / "exported", "lenet")
 
