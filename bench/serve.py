@@ -12,6 +12,11 @@ measured by the same closed-loop client, in the same run.
     python bench/serve.py --models lenet --workers 1 2              # one server process against two
     python bench/serve.py --models lenet --workers 1 2 --onnxruntime   # the same in ONNX Runtime
     python bench/serve.py --peers               # lenet beside KServe and Triton (bench/peers.py)
+    python bench/serve.py --peers --rounds 3    # each server measured three times, in turn; the medians
+
+On a machine whose speed drifts (other work on shared cores moved one
+server's figures by up to 40% between runs minutes apart), --rounds R
+measures every point R times, the servers in turn, and shows the medians.
 
 With --peers, netspec is measured twice: as compiled, and with its CPU
 accelerator ONNX Runtime (`cpu_execution_accelerator { name: "onnxruntime" }`
@@ -21,7 +26,8 @@ Each request carries one sample (batch 1). With --workers, the rows are
 `netspec serve --workers K` for each K given (dynamic batching on) and the
 floor, and every concurrent client has a connection of its own (the kernel
 hands each connection to one worker; a single shared connection would keep
-every call on one), for the floor and for each K alike.
+every call on one), for the floor and for each K alike. All of them run at
+once, so that a round measures a point on each, one after the other.
 
 "x floor" columns compare with the
 echo server at the same concurrency: throughput ratio (ours / floor) and p50
@@ -219,8 +225,9 @@ def main(argv=None) -> int:
                         help="also measure batching with requests held up to D microseconds for company")
     parser.add_argument("--shared-memory", action="store_true",
                         help="measure inputs and outputs in system shared memory against the same requests over gRPC")
-    parser.add_argument("--rounds", type=int, default=3,
-                        help="with --shared-memory: measurements of each path, alternating (default: 3)")
+    parser.add_argument("--rounds", type=int,
+                        help="measurements of each point, the servers or paths in turn; the medians are shown "
+                             "(default: 3 with --shared-memory, 1 with --workers and --peers)")
     parser.add_argument("--workers", type=int, nargs="+", metavar="K",
                         help="measure `netspec serve --workers K` for each K side by side (batching on), "
                              "each client on a connection of its own")
@@ -233,6 +240,11 @@ def main(argv=None) -> int:
     if args.echo_server:
         asyncio.run(echo_server_main(args.echo_server))
         return 0
+    if args.rounds is None:
+        args.rounds = 3 if args.shared_memory else 1
+    if args.rounds < 1:
+        print("--rounds must be 1 or more", file=sys.stderr)
+        return 2
     if args.onnxruntime and not args.workers:
         print("--onnxruntime goes with --workers (--peers measures ONNX Runtime beside torch already)", file=sys.stderr)
         return 2
@@ -293,41 +305,41 @@ def print_rows(rows, floor) -> None:
 
 
 def main_workers(args) -> int:
-    """The floor, then `netspec serve --workers K` for each K, one connection per client throughout."""
+    """The floor, then `netspec serve --workers K` for each K, one connection
+    per client throughout. Every server is started first; each point is then
+    measured on each in turn, --rounds times, and the medians shown."""
     if any(k < 1 for k in args.workers):
         print("--workers: each K must be 1 or more", file=sys.stderr)
         return 2
     rows, floor = [], {}
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as running:
         tmp = Path(tmp)
         repository = tmp / "batching"
         models = compile_models(repository, batching=True, only=args.models)
         if args.onnxruntime:
             add_onnxruntime(repository, models)
-        echo = start_echo(tmp)
-        try:
-            for model in models:
-                request = asyncio.run(request_for_echo(model, tmp, repository))
-                for c in args.concurrency:
-                    floor[(model, c)] = asyncio.run(
-                        measure(echo.url, request, c, args.duration, args.max_duration, own_connections=True))
-                    rows.append((model, "echo (floor)", c, floor[(model, c)]))
-        finally:
-            echo.stop()
+        servers = {"echo (floor)": start_echo(tmp)}
+        running.callback(servers["echo (floor)"].stop)
         for k in args.workers:
-            server = start_netspec(repository, args.device, workers=k)
-            try:
-                for model in models:
-                    request = asyncio.run(request_for(server.url, model))
-                    for c in args.concurrency:
-                        result = asyncio.run(measure(server.url, request, c, args.duration, args.max_duration,
-                                                     own_connections=True))
-                        rows.append((model, f"--workers {k}" + (" onnxruntime" if args.onnxruntime else ""), c, result))
-            finally:
-                server.stop()
+            name = f"--workers {k}" + (" onnxruntime" if args.onnxruntime else "")
+            servers[name] = start_netspec(repository, args.device, workers=k)
+            running.callback(servers[name].stop)
+        for model in models:
+            requests = {name: asyncio.run(request_for_echo(model, tmp, repository) if name == "echo (floor)"
+                                          else request_for(server.url, model))
+                        for name, server in servers.items()}
+            for c in args.concurrency:
+                points = {name: [] for name in servers}
+                for _ in range(args.rounds):
+                    for name, server in servers.items():
+                        points[name].append(asyncio.run(measure(server.url, requests[name], c, args.duration,
+                                                                args.max_duration, own_connections=True)))
+                for name, results in points.items():
+                    rows.append((model, name, c, medians(results)))
+                floor[(model, c)] = medians(points["echo (floor)"])
     print(f"\nnetspec serve on {args.device}; batch-1 requests, one connection per client; "
-          f"{args.duration:g} s per point; {os.cpu_count()} CPU cores\n")
-    print_rows(sorted(rows, key=lambda r: (r[0], r[2])), floor)
+          f"{args.duration:g} s per point{_of_rounds(args.rounds)}; {os.cpu_count()} CPU cores\n")
+    print_rows(rows, floor)
     return 0
 
 
@@ -510,6 +522,15 @@ outputs: {features: act}
 """
 
 
+def _of_rounds(rounds: int) -> str:
+    return f", medians of {rounds} rounds, the servers in turn" if rounds > 1 else ""
+
+
+def medians(points: list[dict]) -> dict:
+    """Each figure's median over the rounds measured of one point."""
+    return {k: float(np.median([p[k] for p in points])) for k in points[0]}
+
+
 def shared_memory_main(args) -> int:
     """The same model, server and concurrency, requests over gRPC and through
     system shared memory, alternating for --rounds rounds; prints the medians
@@ -535,8 +556,7 @@ def shared_memory_main(args) -> int:
                             measure(server.url, request, c, args.duration, args.max_duration))))
                         points["shm"].append(_measured_with_cpu(server, model, lambda: asyncio.run(
                             measure_shared_memory(server.url, request, c, args.duration, args.max_duration))))
-                    rows.append((model, c, {path: {k: float(np.median([p[k] for p in ps])) for k in ps[0]}
-                                            for path, ps in points.items()}))
+                    rows.append((model, c, {path: medians(ps) for path, ps in points.items()}))
         finally:
             server.stop()
     print(f"\nnetspec serve on {args.device}, dynamic batching; batch-1 requests; medians of {args.rounds} rounds of "
@@ -581,13 +601,15 @@ def measure_netspec(url: str, request, c: int, args) -> dict:
 
 def run_peers(args) -> int:
     """One run, one client, lenet with batching on: each server is started,
-    measured at every concurrency and stopped in turn. Triton is measured
+    measured at every concurrency and stopped in turn, --rounds times over
+    (the medians are shown: the machine's speed drifts between servers
+    measured minutes apart, and rounds spread that over all). Triton is measured
     twice: serving the exported model in its Python backend, and through
     PyTriton (the model a Python function in PyTriton's process, which
     Triton's Python backend reaches through a proxy)."""
     import peers
 
-    rows: dict[str, dict[int, dict]] = {}
+    points: dict[str, dict[int, list[dict]]] = {}  # server -> concurrency -> one result per round
     notes = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -596,6 +618,21 @@ def run_peers(args) -> int:
         add_onnxruntime(tmp / "netspec_ort", ["lenet"])
         request = asyncio.run(request_for_echo("lenet", tmp, tmp / "netspec"))
         version_dir = peers.export_triton_python(ROOT / "specs" / "lenet.yaml", tmp / "exported", "lenet")
+
+        servers = [("echo (floor)", lambda: start_echo(tmp)),
+                   ("netspec", lambda: start_netspec(tmp / "netspec", "cpu")),
+                   (ORT_ROW, lambda: start_netspec(tmp / "netspec_ort", "cpu"))]
+        kserve = peers.kserve_python()
+        if isinstance(kserve, str):
+            notes.append(f"KServe: not installed: {kserve}")
+        else:
+            servers.append(("KServe 0.21", lambda: peers.start_kserve(kserve, version_dir)))
+        triton = peers.tritonserver()
+        if isinstance(triton, str):
+            notes.append(f"Triton: not installed: {triton}")
+        else:
+            servers.append(("Triton py-backend", lambda: peers.start_triton(triton, tmp / "exported")))
+            servers.append(("PyTriton", lambda: peers.start_pytriton(triton.parent / "bin" / "python", version_dir)))
 
         def run(name, start):
             try:
@@ -606,30 +643,20 @@ def run_peers(args) -> int:
             try:
                 for c in args.concurrency:
                     if name.startswith("netspec"):
-                        rows.setdefault(name, {})[c] = measure_netspec(server.url, request, c, args)
+                        result = measure_netspec(server.url, request, c, args)
                     else:
-                        rows.setdefault(name, {})[c] = asyncio.run(
-                            measure(server.url, request, c, args.duration, args.max_duration))
+                        result = asyncio.run(measure(server.url, request, c, args.duration, args.max_duration))
+                    points.setdefault(name, {}).setdefault(c, []).append(result)
             finally:
                 server.stop()
 
-        run("echo (floor)", lambda: start_echo(tmp))
-        run("netspec", lambda: start_netspec(tmp / "netspec", "cpu"))
-        run(ORT_ROW, lambda: start_netspec(tmp / "netspec_ort", "cpu"))
-        kserve = peers.kserve_python()
-        if isinstance(kserve, str):
-            notes.append(f"KServe: not installed: {kserve}")
-        else:
-            run("KServe 0.21", lambda: peers.start_kserve(kserve, version_dir))
-        triton = peers.tritonserver()
-        if isinstance(triton, str):
-            notes.append(f"Triton: not installed: {triton}")
-        else:
-            run("Triton py-backend", lambda: peers.start_triton(triton, tmp / "exported"))
-            run("PyTriton", lambda: peers.start_pytriton(triton.parent / "bin" / "python", version_dir))
+        for _ in range(args.rounds):
+            for name, start in servers:
+                run(name, start)
+    rows = {name: {c: medians(ps) for c, ps in by_c.items()} for name, by_c in points.items()}
 
     load = os.getloadavg()
-    print(f"\nlenet 1x1x28x28, batch-1 requests, batching on; {args.duration:g} s per point; "
+    print(f"\nlenet 1x1x28x28, batch-1 requests, batching on; {args.duration:g} s per point{_of_rounds(args.rounds)}; "
           f"{os.cpu_count()} CPU cores; load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}\n")
     header = f"{'server':<20} {'conc':>4} {'infer/s':>9} {'p50 ms':>8} {'p99 ms':>8}"
     print(header)
@@ -657,7 +684,7 @@ def run_peers(args) -> int:
                 print(f"{name:<20} {c:>4} {r['batch']:>5.1f} {r['model_s_per_sample'] * 1e6:>12.0f} {limit:>8.0f} "
                       f"{r['throughput'] / limit:>10.2f} {ratio('echo (floor)'):>10} {ratio('KServe 0.21'):>11} "
                       f"{ratio('Triton py-backend'):>11} {ratio('PyTriton'):>13}")
-    for note in notes:
+    for note in dict.fromkeys(notes):  # a peer that cannot start says so once, not once a round
         print(note)
     return 0
 
