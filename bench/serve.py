@@ -634,11 +634,16 @@ def run_peers(args) -> int:
             servers.append(("Triton py-backend", lambda: peers.start_triton(triton, tmp / "exported")))
             servers.append(("PyTriton", lambda: peers.start_pytriton(triton.parent / "bin" / "python", version_dir)))
 
+        failed = set()  # a peer that did not start is not waited for again in later rounds
+
         def run(name, start):
+            if name in failed:
+                return
             try:
                 server = start()
             except Exception as e:  # noqa: BLE001 - a peer that does not start is reported, the rest go on
                 notes.append(f"{name}: not measured: {str(e).strip().splitlines()[-1][:300]}")
+                failed.add(name)
                 return
             try:
                 for c in args.concurrency:
@@ -684,7 +689,7 @@ def run_peers(args) -> int:
                 print(f"{name:<20} {c:>4} {r['batch']:>5.1f} {r['model_s_per_sample'] * 1e6:>12.0f} {limit:>8.0f} "
                       f"{r['throughput'] / limit:>10.2f} {ratio('echo (floor)'):>10} {ratio('KServe 0.21'):>11} "
                       f"{ratio('Triton py-backend'):>11} {ratio('PyTriton'):>13}")
-    for note in dict.fromkeys(notes):  # a peer that cannot start says so once, not once a round
+    for note in notes:
         print(note)
     return 0
 
